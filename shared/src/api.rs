@@ -1,0 +1,123 @@
+//! What the HTTP functions share at the edge: the caller's identity from the JWT authorizer, body and
+//! path parsing, and the one place that maps errors to HTTP statuses and JSON error bodies.
+
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tracing::{error, warn};
+
+use crate::domain::{MediaId, OwnerId};
+use crate::service::{MediaError, PresignError};
+
+/// An HTTP error: status, stable code and a message safe to show the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: u16,
+    /// Stable machine-readable code.
+    pub code: &'static str,
+    /// Human message (never internal details).
+    pub message: String,
+}
+
+impl ApiError {
+    /// An error with this status, code and message.
+    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into() }
+    }
+
+    fn internal() -> Self {
+        Self::new(500, "internal", "the request could not be completed; try again")
+    }
+
+    /// The response `{ "error": { "code", "message" } }`.
+    pub fn into_response(self) -> Response<Body> {
+        let body = serde_json::json!({ "error": { "code": self.code, "message": self.message } });
+        json_response(self.status, &body)
+    }
+}
+
+impl From<PresignError> for ApiError {
+    fn from(e: PresignError) -> Self {
+        match e {
+            PresignError::Invalid(m) => Self::new(400, "invalid_request", m),
+            PresignError::UnsupportedType(_) => Self::new(415, "unsupported_type", e.to_string()),
+            PresignError::TooLarge { .. } => Self::new(413, "too_large", e.to_string()),
+            PresignError::Store(_) | PresignError::Repo(_) => {
+                error!(error = %e, cause = ?e, "presign failed");
+                Self::internal()
+            }
+        }
+    }
+}
+
+impl From<MediaError> for ApiError {
+    fn from(e: MediaError) -> Self {
+        match e {
+            MediaError::NotFound => Self::new(404, "not_found", "no such media"),
+            MediaError::NotUploaded => Self::new(409, "not_uploaded", "the file has not been uploaded yet"),
+            MediaError::Store(_) | MediaError::Repo(_) => {
+                error!(error = %e, cause = ?e, "media request failed");
+                Self::internal()
+            }
+        }
+    }
+}
+
+/// A JSON response with `status`.
+pub fn json_response<T: Serialize>(status: u16, body: &T) -> Response<Body> {
+    let text = serde_json::to_string(body).unwrap_or_else(|_| "{}".to_owned());
+    let mut resp = Response::new(Body::Text(text));
+    *resp.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    resp.headers_mut()
+        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// An empty response with `status` (204 for deletes).
+pub fn empty_response(status: u16) -> Response<Body> {
+    let mut resp = Response::new(Body::Empty);
+    *resp.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::NO_CONTENT);
+    resp
+}
+
+/// Turns a handler's result into its response.
+pub fn respond<T: Serialize>(status: u16, result: Result<T, ApiError>) -> Response<Body> {
+    match result {
+        Ok(body) => json_response(status, &body),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The caller: the `sub` claim the API Gateway JWT authorizer validated. Without it, 401.
+pub fn owner(req: &Request) -> Result<OwnerId, ApiError> {
+    let unauthorized = || ApiError::new(401, "unauthorized", "a valid bearer token is required");
+    let sub = req
+        .request_context_ref()
+        .and_then(|ctx| ctx.authorizer())
+        .and_then(|a| a.jwt.as_ref())
+        .and_then(|jwt| jwt.claims.get("sub"))
+        .ok_or_else(unauthorized)?;
+    OwnerId::parse(sub).map_err(|_| unauthorized())
+}
+
+/// The `{mediaId}` path parameter. A malformed id cannot name any media, so it is a 404.
+pub fn media_id_param(req: &Request) -> Result<MediaId, ApiError> {
+    req.path_parameters_ref()
+        .and_then(|p| p.first("mediaId"))
+        .and_then(|id| MediaId::parse(id).ok())
+        .ok_or_else(|| ApiError::new(404, "not_found", "no such media"))
+}
+
+/// The JSON body, or a 400 that says what is wrong with it.
+pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
+    let bytes: &[u8] = req.body().as_ref();
+    if bytes.is_empty() {
+        return Err(ApiError::new(400, "invalid_request", "a JSON body is required"));
+    }
+    serde_json::from_slice(bytes).map_err(|e| {
+        warn!(error = %e, "bad request body");
+        ApiError::new(400, "invalid_request", format!("the body is not valid JSON for this request: {e}"))
+    })
+}

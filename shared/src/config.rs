@@ -1,0 +1,286 @@
+//! The one typed configuration, read from the environment at cold start.
+
+use std::time::Duration;
+
+use crate::domain::ContentType;
+
+/// A configuration variable that is missing or malformed, by name.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A required variable is not set.
+    #[error("environment variable {0} is required but not set")]
+    Missing(&'static str),
+    /// A variable is set to a value that does not parse.
+    #[error("environment variable {name} is invalid: {reason}")]
+    Invalid {
+        /// The variable.
+        name: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// Output format of derivatives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThumbnailFormat {
+    /// Lossy WebP (default).
+    Webp,
+    /// Baseline JPEG.
+    Jpeg,
+    /// PNG.
+    Png,
+}
+
+impl ThumbnailFormat {
+    /// The file extension.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Webp => "webp",
+            Self::Jpeg => "jpg",
+            Self::Png => "png",
+        }
+    }
+
+    /// The MIME type.
+    pub fn mime(self) -> &'static str {
+        match self {
+            Self::Webp => "image/webp",
+            Self::Jpeg => "image/jpeg",
+            Self::Png => "image/png",
+        }
+    }
+}
+
+/// A named thumbnail size: the image is fitted inside `size`x`size`, never upscaled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThumbnailSize {
+    /// Its name (`small`, `medium`, `large`).
+    pub name: String,
+    /// The bounding square's side in pixels.
+    pub size: u32,
+}
+
+/// Everything the functions and the local runner need, with the same variable names everywhere.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `MEDIA_BUCKET`: the bucket for originals and derivatives.
+    pub bucket: String,
+    /// `MEDIA_TABLE`: the DynamoDB table of media records.
+    pub table: String,
+    /// `UPLOAD_PREFIX` (default `uploads/`): where originals go; the process trigger's filter.
+    pub upload_prefix: String,
+    /// `DERIVATIVES_PREFIX` (default `derivatives/`): where thumbnails go, outside the trigger.
+    pub derivatives_prefix: String,
+    /// `MAX_FILE_SIZE` (default 5 MiB): the largest upload in bytes.
+    pub max_file_size: u64,
+    /// `MAX_TOTAL_SIZE` (default 20 MiB): the largest sum of sizes in one presign request.
+    pub max_total_size: u64,
+    /// `MAX_FILES_PER_REQUEST` (default 10).
+    pub max_files_per_request: usize,
+    /// `ALLOWED_TYPES` (default `image/jpeg,image/png,image/webp`).
+    pub allowed_types: Vec<ContentType>,
+    /// `PRESIGN_EXPIRY_SECONDS` (default 900): lifetime of upload URLs.
+    pub presign_expiry: Duration,
+    /// `PENDING_TTL_SECONDS` (default 3600, at least the presign expiry): how long a presigned
+    /// upload may stay pending before cleanup expires it.
+    pub pending_ttl: Duration,
+    /// `DOWNLOAD_URL_EXPIRY_SECONDS` (default 900): lifetime of presigned GET URLs.
+    pub download_url_expiry: Duration,
+    /// `CDN_BASE_URL` (optional): when set, URLs are `<CDN_BASE_URL>/<key>`.
+    pub cdn_base_url: Option<String>,
+    /// `CLEANUP_GRACE_PERIOD_HOURS` (default 24, fractions allowed): how long soft-deleted media
+    /// stays restorable before cleanup removes it.
+    pub cleanup_grace_period: Duration,
+    /// `CLEANUP_BATCH_LIMIT` (default 1000): most media one cleanup run handles per work list.
+    pub cleanup_batch_limit: usize,
+    /// `MAX_IMAGE_PIXELS` (default 50,000,000): largest width x height accepted.
+    pub max_image_pixels: u64,
+    /// `MAX_IMAGE_SIDE` (default 16384): largest width or height accepted.
+    pub max_image_side: u32,
+    /// `THUMBNAIL_SIZES` (default `small:150,medium:400,large:800`).
+    pub thumbnail_sizes: Vec<ThumbnailSize>,
+    /// `THUMBNAIL_FORMAT` (default `webp`; `webp|jpeg|png`).
+    pub thumbnail_format: ThumbnailFormat,
+    /// `THUMBNAIL_QUALITY` (default 80): lossy encoder quality 1-100.
+    pub thumbnail_quality: u8,
+    /// `S3_FORCE_PATH_STYLE` (default false): path-style S3 URLs, for local emulators.
+    pub s3_force_path_style: bool,
+}
+
+impl Config {
+    /// Reads the configuration from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the configuration through `lookup` (the environment, or a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &'static str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let required = |name: &'static str| get(name).ok_or(ConfigError::Missing(name));
+        let number = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
+            get(name).map_or(Ok(default), |v| {
+                v.parse().map_err(|e| ConfigError::Invalid { name, reason: format!("{v:?}: {e}") })
+            })
+        };
+        let seconds = |name: &'static str, default: u64| number(name, default).map(Duration::from_secs);
+        let prefix = |name: &'static str, default: &str| -> Result<String, ConfigError> {
+            let p = get(name).unwrap_or_else(|| default.to_owned());
+            if p.starts_with('/') || !p.ends_with('/') {
+                return Err(ConfigError::Invalid { name, reason: "must end with '/' and not start with it".into() });
+            }
+            Ok(p)
+        };
+
+        let allowed_types = match get("ALLOWED_TYPES") {
+            None => vec![ContentType::Jpeg, ContentType::Png, ContentType::Webp],
+            Some(v) => v
+                .split(',')
+                .map(|t| {
+                    ContentType::parse(t)
+                        .map_err(|e| ConfigError::Invalid { name: "ALLOWED_TYPES", reason: e.to_string() })
+                })
+                .collect::<Result<_, _>>()?,
+        };
+
+        let grace_hours = match get("CLEANUP_GRACE_PERIOD_HOURS") {
+            None => 24.0,
+            Some(v) => v
+                .parse::<f64>()
+                .ok()
+                .filter(|h| h.is_finite() && *h >= 0.0)
+                .ok_or(ConfigError::Invalid {
+                    name: "CLEANUP_GRACE_PERIOD_HOURS",
+                    reason: format!("{v:?} is not a non-negative number of hours"),
+                })?,
+        };
+
+        let thumbnail_format = match get("THUMBNAIL_FORMAT").as_deref().map(str::to_ascii_lowercase).as_deref() {
+            None | Some("webp") => ThumbnailFormat::Webp,
+            Some("jpeg" | "jpg") => ThumbnailFormat::Jpeg,
+            Some("png") => ThumbnailFormat::Png,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "THUMBNAIL_FORMAT",
+                    reason: format!("{other:?} is not webp, jpeg or png"),
+                });
+            }
+        };
+
+        let config = Self {
+            bucket: required("MEDIA_BUCKET")?,
+            table: required("MEDIA_TABLE")?,
+            upload_prefix: prefix("UPLOAD_PREFIX", "uploads/")?,
+            derivatives_prefix: prefix("DERIVATIVES_PREFIX", "derivatives/")?,
+            max_file_size: number("MAX_FILE_SIZE", 5 * 1024 * 1024)?,
+            max_total_size: number("MAX_TOTAL_SIZE", 20 * 1024 * 1024)?,
+            max_files_per_request: usize::try_from(number("MAX_FILES_PER_REQUEST", 10)?).unwrap_or(usize::MAX),
+            allowed_types,
+            presign_expiry: seconds("PRESIGN_EXPIRY_SECONDS", 900)?,
+            pending_ttl: seconds("PENDING_TTL_SECONDS", 3600)?,
+            download_url_expiry: seconds("DOWNLOAD_URL_EXPIRY_SECONDS", 900)?,
+            cdn_base_url: get("CDN_BASE_URL").map(|u| u.trim_end_matches('/').to_owned()),
+            cleanup_grace_period: Duration::from_secs_f64(grace_hours * 3600.0),
+            cleanup_batch_limit: usize::try_from(number("CLEANUP_BATCH_LIMIT", 1000)?).unwrap_or(usize::MAX),
+            max_image_pixels: number("MAX_IMAGE_PIXELS", 50_000_000)?,
+            max_image_side: u32::try_from(number("MAX_IMAGE_SIDE", 16384)?).unwrap_or(u32::MAX),
+            thumbnail_sizes: parse_sizes(get("THUMBNAIL_SIZES").as_deref().unwrap_or("small:150,medium:400,large:800"))?,
+            thumbnail_format,
+            thumbnail_quality: u8::try_from(number("THUMBNAIL_QUALITY", 80)?.clamp(1, 100)).unwrap_or(80),
+            s3_force_path_style: matches!(get("S3_FORCE_PATH_STYLE").as_deref(), Some("1" | "true" | "TRUE" | "yes")),
+        };
+        config.check()
+    }
+
+    fn check(self) -> Result<Self, ConfigError> {
+        let invalid = |name, reason: &str| Err(ConfigError::Invalid { name, reason: reason.into() });
+        if self.upload_prefix.starts_with(&self.derivatives_prefix) || self.derivatives_prefix.starts_with(&self.upload_prefix) {
+            // Derivatives inside the trigger's prefix would make the process function trigger itself.
+            return invalid("DERIVATIVES_PREFIX", "must not overlap UPLOAD_PREFIX");
+        }
+        if self.max_file_size == 0 {
+            return invalid("MAX_FILE_SIZE", "must be positive");
+        }
+        if self.presign_expiry.is_zero() || self.presign_expiry > Duration::from_secs(7 * 24 * 3600) {
+            return invalid("PRESIGN_EXPIRY_SECONDS", "must be between 1 and 604800 (S3's limit)");
+        }
+        if self.download_url_expiry.is_zero() || self.download_url_expiry > Duration::from_secs(7 * 24 * 3600) {
+            return invalid("DOWNLOAD_URL_EXPIRY_SECONDS", "must be between 1 and 604800 (S3's limit)");
+        }
+        if self.pending_ttl < self.presign_expiry {
+            // Otherwise cleanup could expire a record whose upload URL still works.
+            return invalid("PENDING_TTL_SECONDS", "must be at least PRESIGN_EXPIRY_SECONDS");
+        }
+        if self.allowed_types.is_empty() {
+            return invalid("ALLOWED_TYPES", "must name at least one type");
+        }
+        Ok(self)
+    }
+}
+
+fn parse_sizes(spec: &str) -> Result<Vec<ThumbnailSize>, ConfigError> {
+    let invalid = |reason: String| ConfigError::Invalid { name: "THUMBNAIL_SIZES", reason };
+    let mut sizes = Vec::new();
+    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (name, size) = part.split_once(':').ok_or_else(|| invalid(format!("{part:?} is not name:size")))?;
+        let name = name.trim();
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            return Err(invalid(format!("bad name {name:?}")));
+        }
+        let size: u32 = size.trim().parse().map_err(|_| invalid(format!("bad size in {part:?}")))?;
+        if !(1..=4096).contains(&size) {
+            return Err(invalid(format!("size {size} is not within 1..=4096")));
+        }
+        if sizes.iter().any(|s: &ThumbnailSize| s.name == name) {
+            return Err(invalid(format!("duplicate name {name:?}")));
+        }
+        sizes.push(ThumbnailSize { name: name.to_owned(), size });
+    }
+    if sizes.is_empty() {
+        return Err(invalid("no sizes".into()));
+    }
+    Ok(sizes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_follow_the_seed() -> Result<(), ConfigError> {
+        let c = config(&[("MEDIA_BUCKET", "b"), ("MEDIA_TABLE", "t")])?;
+        assert_eq!(c.max_file_size, 5 * 1024 * 1024);
+        assert_eq!(c.presign_expiry, Duration::from_secs(900));
+        assert_eq!(c.cleanup_grace_period, Duration::from_secs(24 * 3600));
+        let sizes: Vec<_> = c.thumbnail_sizes.iter().map(|s| (s.name.as_str(), s.size)).collect();
+        assert_eq!(sizes, [("small", 150), ("medium", 400), ("large", 800)]);
+        assert_eq!(c.thumbnail_format, ThumbnailFormat::Webp);
+        Ok(())
+    }
+
+    #[test]
+    fn missing_and_invalid_variables_are_named() {
+        let err = config(&[("MEDIA_TABLE", "t")]).map(|_| ()).unwrap_err();
+        assert!(err.to_string().contains("MEDIA_BUCKET"), "{err}");
+        let err = config(&[("MEDIA_BUCKET", "b"), ("MEDIA_TABLE", "t"), ("CLEANUP_GRACE_PERIOD_HOURS", "-1")])
+            .map(|_| ())
+            .unwrap_err();
+        assert!(err.to_string().contains("CLEANUP_GRACE_PERIOD_HOURS"), "{err}");
+        let err = config(&[("MEDIA_BUCKET", "b"), ("MEDIA_TABLE", "t"), ("DERIVATIVES_PREFIX", "uploads/thumbs/")])
+            .map(|_| ())
+            .unwrap_err();
+        assert!(err.to_string().contains("DERIVATIVES_PREFIX"), "{err}");
+    }
+
+    #[test]
+    fn fractional_grace_periods_are_allowed() -> Result<(), ConfigError> {
+        let c = config(&[("MEDIA_BUCKET", "b"), ("MEDIA_TABLE", "t"), ("CLEANUP_GRACE_PERIOD_HOURS", "0.5")])?;
+        assert_eq!(c.cleanup_grace_period, Duration::from_secs(1800));
+        Ok(())
+    }
+}

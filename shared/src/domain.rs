@@ -1,0 +1,491 @@
+//! Domain types: parsed once at the edge, trusted everywhere after (parse, don't validate).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// Why an input value was refused when parsing it into a domain type.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ParseError(pub String);
+
+/// The server-made identifier of one media item: a UUIDv7 in 32 lowercase hex digits, so ids sort by
+/// creation time and never come from user input.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct MediaId(String);
+
+impl MediaId {
+    /// A fresh, time-ordered id.
+    pub fn generate() -> Self {
+        Self(uuid::Uuid::now_v7().simple().to_string())
+    }
+
+    /// Accepts exactly 32 lowercase hex digits.
+    pub fn parse(s: &str) -> Result<Self, ParseError> {
+        if s.len() == 32 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(ParseError("mediaId must be 32 lowercase hex digits".into()))
+        }
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for MediaId {
+    type Error = ParseError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::parse(&s)
+    }
+}
+
+impl From<MediaId> for String {
+    fn from(id: MediaId) -> Self {
+        id.0
+    }
+}
+
+impl fmt::Display for MediaId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The owner of media: the `sub` claim of the caller's JWT.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct OwnerId(String);
+
+impl OwnerId {
+    /// A non-empty subject of at most 256 characters without control characters.
+    pub fn parse(s: &str) -> Result<Self, ParseError> {
+        if s.is_empty() || s.len() > 256 || s.chars().any(char::is_control) {
+            return Err(ParseError("invalid subject".into()));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    /// The subject as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An image type the service knows, named by its MIME type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ContentType {
+    /// `image/jpeg`
+    #[serde(rename = "image/jpeg")]
+    Jpeg,
+    /// `image/png`
+    #[serde(rename = "image/png")]
+    Png,
+    /// `image/webp`
+    #[serde(rename = "image/webp")]
+    Webp,
+    /// `image/gif`
+    #[serde(rename = "image/gif")]
+    Gif,
+}
+
+impl ContentType {
+    /// Every type the service can decode.
+    pub const ALL: [ContentType; 4] = [Self::Jpeg, Self::Png, Self::Webp, Self::Gif];
+
+    /// Parses a MIME type (case-insensitive, parameters such as `; charset=` ignored).
+    pub fn parse(s: &str) -> Result<Self, ParseError> {
+        let essence = s.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+        Self::ALL
+            .into_iter()
+            .find(|t| t.mime() == essence)
+            .ok_or_else(|| ParseError(format!("unsupported content type {essence:?}")))
+    }
+
+    /// The MIME type.
+    pub fn mime(self) -> &'static str {
+        match self {
+            Self::Jpeg => "image/jpeg",
+            Self::Png => "image/png",
+            Self::Webp => "image/webp",
+            Self::Gif => "image/gif",
+        }
+    }
+
+    /// The file extension used in object keys.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Jpeg => "jpg",
+            Self::Png => "png",
+            Self::Webp => "webp",
+            Self::Gif => "gif",
+        }
+    }
+
+    /// The short format name reported in metadata (`jpeg`, `png`, ...).
+    pub fn format_name(self) -> &'static str {
+        match self {
+            Self::Jpeg => "jpeg",
+            Self::Png => "png",
+            Self::Webp => "webp",
+            Self::Gif => "gif",
+        }
+    }
+}
+
+impl fmt::Display for ContentType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.mime())
+    }
+}
+
+/// An S3 object key made by the server (never from a filename).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ObjectKey(String);
+
+impl ObjectKey {
+    /// The key of an original upload: `<prefix><yyyy>/<mm>/<dd>/<mediaId>/original.<ext>`.
+    pub fn original(prefix: &str, created: OffsetDateTime, id: &MediaId, ct: ContentType) -> Self {
+        Self(format!(
+            "{prefix}{:04}/{:02}/{:02}/{id}/original.{}",
+            created.year(),
+            u8::from(created.month()),
+            created.day(),
+            ct.extension()
+        ))
+    }
+
+    /// The key of a derivative: `<prefix><mediaId>/<name>.<ext>`.
+    pub fn derivative(prefix: &str, id: &MediaId, name: &str, ext: &str) -> Self {
+        Self(format!("{prefix}{id}/{name}.{ext}"))
+    }
+
+    /// Wraps a key read from storage or an event.
+    pub fn from_raw(key: impl Into<String>) -> Self {
+        Self(key.into())
+    }
+
+    /// For a key of an original upload under `prefix`, the media id it belongs to.
+    pub fn upload_media_id(&self, prefix: &str) -> Option<MediaId> {
+        let rest = self.0.strip_prefix(prefix)?;
+        let mut parts = rest.rsplit('/');
+        let file = parts.next()?;
+        let id = parts.next()?;
+        if !file.starts_with("original.") {
+            return None;
+        }
+        MediaId::parse(id).ok()
+    }
+
+    /// The folder of this key, with its trailing slash (`a/b/c.jpg` -> `a/b/`).
+    pub fn folder(&self) -> &str {
+        match self.0.rfind('/') {
+            Some(i) => &self.0[..=i],
+            None => "",
+        }
+    }
+
+    /// The key as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Makes a user-supplied filename safe to store and show: display text only, never used in keys.
+/// Path components, control characters and NUL are removed; Unicode is kept; length is capped.
+pub fn sanitize_filename(raw: &str) -> Result<String, ParseError> {
+    const MAX_CHARS: usize = 255;
+    let base = raw.rsplit(['/', '\\']).next().unwrap_or_default();
+    let cleaned: String = base.chars().filter(|c| !c.is_control()).collect();
+    let cleaned = cleaned.trim().trim_start_matches('.').trim();
+    if cleaned.is_empty() {
+        return Err(ParseError("filename is empty".into()));
+    }
+    Ok(cleaned.chars().take(MAX_CHARS).collect())
+}
+
+/// Where a media item is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MediaStatus {
+    /// Presigned; the upload has not been processed yet.
+    Pending,
+    /// Processed; thumbnails exist.
+    Ready,
+    /// Processing refused the file; its object is gone.
+    Rejected,
+    /// Soft-deleted by its owner; cleanup removes it after the grace period.
+    Deleted,
+    /// The upload never completed in time; cleanup is removing it.
+    Expired,
+}
+
+impl MediaStatus {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Ready => "ready",
+            Self::Rejected => "rejected",
+            Self::Deleted => "deleted",
+            Self::Expired => "expired",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Result<Self, ParseError> {
+        Ok(match s {
+            "pending" => Self::Pending,
+            "ready" => Self::Ready,
+            "rejected" => Self::Rejected,
+            "deleted" => Self::Deleted,
+            "expired" => Self::Expired,
+            other => return Err(ParseError(format!("unknown status {other:?}"))),
+        })
+    }
+}
+
+/// The machine-readable reason an upload was rejected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectionCode {
+    /// The file is damaged or truncated.
+    Corrupt,
+    /// The content is not an image at all.
+    NotAnImage,
+    /// The content is an image of another type than declared.
+    TypeMismatch,
+    /// The content is an image type the service does not accept.
+    UnsupportedType,
+    /// Width, height or pixel count is over the limit.
+    TooLargeDimensions,
+    /// Too many animation frames.
+    TooManyFrames,
+    /// Embedded metadata is over the limit.
+    MetadataTooLarge,
+    /// The file is over the byte limit.
+    TooLarge,
+    /// The stored object's size differs from the size declared at presign.
+    SizeMismatch,
+}
+
+impl RejectionCode {
+    /// The stable code string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Corrupt => "corrupt",
+            Self::NotAnImage => "not_an_image",
+            Self::TypeMismatch => "type_mismatch",
+            Self::UnsupportedType => "unsupported_type",
+            Self::TooLargeDimensions => "too_large_dimensions",
+            Self::TooManyFrames => "too_many_frames",
+            Self::MetadataTooLarge => "metadata_too_large",
+            Self::TooLarge => "too_large",
+            Self::SizeMismatch => "size_mismatch",
+        }
+    }
+}
+
+/// Why an upload was rejected: a stable code and a human message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rejection {
+    /// The machine-readable reason.
+    pub code: RejectionCode,
+    /// A short explanation for people.
+    pub message: String,
+}
+
+impl Rejection {
+    /// A rejection with this code and message.
+    pub fn new(code: RejectionCode, message: impl Into<String>) -> Self {
+        Self { code, message: message.into() }
+    }
+}
+
+/// EXIF fields kept from the original (text sanitised, everything optional).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExifData {
+    /// DateTimeOriginal (or DateTime), as written by the camera: `YYYY:MM:DD HH:MM:SS`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub date_time: Option<String>,
+    /// Camera maker.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub make: Option<String>,
+    /// Camera model.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Latitude in signed decimal degrees (south negative).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gps_latitude: Option<f64>,
+    /// Longitude in signed decimal degrees (west negative).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gps_longitude: Option<f64>,
+    /// EXIF orientation 1-8 as stored (invalid values are reported as 1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub orientation: Option<u8>,
+    /// Aperture, e.g. 2.8.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub f_number: Option<f64>,
+    /// Exposure time, e.g. `1/250`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exposure_time: Option<String>,
+    /// ISO speed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iso: Option<u32>,
+}
+
+impl ExifData {
+    /// True when no field was found.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// What processing learned about a ready image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageMetadata {
+    /// Displayed width (after EXIF orientation).
+    pub width: u32,
+    /// Displayed height (after EXIF orientation).
+    pub height: u32,
+    /// Detected format (`jpeg`, `png`, `webp`, `gif`).
+    pub format: String,
+    /// Size of the original in bytes.
+    pub size: u64,
+    /// SHA-256 of the original, lowercase hex.
+    pub sha256: String,
+    /// EXIF fields, when any were found.
+    #[serde(default, skip_serializing_if = "ExifData::is_empty")]
+    pub exif: ExifData,
+}
+
+/// One stored derivative (thumbnail) of a ready image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredDerivative {
+    /// Its object key.
+    pub key: ObjectKey,
+    /// Pixel width.
+    pub width: u32,
+    /// Pixel height.
+    pub height: u32,
+    /// Bytes stored.
+    pub size: u64,
+    /// MIME type.
+    pub content_type: String,
+}
+
+/// The metadata record of one media item, as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Media {
+    /// Its id.
+    pub id: MediaId,
+    /// Who uploaded it.
+    pub owner: OwnerId,
+    /// Its state.
+    pub status: MediaStatus,
+    /// The sanitised filename the client gave (display only).
+    pub filename: String,
+    /// The declared content type.
+    pub content_type: ContentType,
+    /// The declared size in bytes.
+    pub size: u64,
+    /// The key of the original upload.
+    pub key: ObjectKey,
+    /// When it was presigned.
+    pub created_at: OffsetDateTime,
+    /// When it last changed.
+    pub updated_at: OffsetDateTime,
+    /// Until when a pending upload may still arrive.
+    pub expires_at: Option<OffsetDateTime>,
+    /// When it was soft-deleted.
+    pub deleted_at: Option<OffsetDateTime>,
+    /// Processing results (ready only).
+    pub metadata: Option<ImageMetadata>,
+    /// Thumbnails by name (ready only).
+    pub derivatives: BTreeMap<String, StoredDerivative>,
+    /// Why it was rejected (rejected only).
+    pub rejection: Option<Rejection>,
+}
+
+/// Formats a timestamp as RFC 3339 UTC with milliseconds, which sorts lexicographically.
+pub fn format_time(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    )
+}
+
+/// Parses an RFC 3339 timestamp.
+pub fn parse_time(s: &str) -> Result<OffsetDateTime, ParseError> {
+    OffsetDateTime::parse(s, &Rfc3339).map_err(|e| ParseError(format!("bad timestamp {s:?}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn media_ids_are_strict() {
+        let id = MediaId::generate();
+        assert_eq!(MediaId::parse(id.as_str()), Ok(id));
+        for bad in ["", "../etc", "ABCDEF0123456789ABCDEF0123456789", "0123456789abcdef0123456789abcde"] {
+            assert!(MediaId::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn content_types_parse_case_insensitively_and_reject_others() {
+        assert_eq!(ContentType::parse("IMAGE/JPEG; charset=binary"), Ok(ContentType::Jpeg));
+        assert!(ContentType::parse("image/svg+xml").is_err());
+        assert!(ContentType::parse("").is_err());
+    }
+
+    #[test]
+    fn keys_round_trip_to_media_ids() {
+        let id = MediaId::generate();
+        let t = time::macros::datetime!(2026-01-02 03:04:05 UTC);
+        let key = ObjectKey::original("uploads/", t, &id, ContentType::Png);
+        assert_eq!(key.as_str(), format!("uploads/2026/01/02/{id}/original.png"));
+        assert_eq!(key.upload_media_id("uploads/"), Some(id.clone()));
+        assert_eq!(key.folder(), format!("uploads/2026/01/02/{id}/"));
+        assert_eq!(ObjectKey::from_raw("derivatives/x/small.webp").upload_media_id("uploads/"), None);
+        assert_eq!(ObjectKey::from_raw(format!("uploads/{id}/small.jpg")).upload_media_id("uploads/"), None);
+    }
+
+    #[test]
+    fn filenames_are_display_text_only() {
+        assert_eq!(sanitize_filename("../../etc/passwd").as_deref(), Ok("passwd"));
+        assert_eq!(sanitize_filename("C:\\x\\ph\u{0}oto\n.jpg").as_deref(), Ok("photo.jpg"));
+        assert_eq!(sanitize_filename("été 🌞.jpg").as_deref(), Ok("été 🌞.jpg"));
+        assert!(sanitize_filename("  /  ").is_err());
+        assert_eq!(sanitize_filename(&"a".repeat(1000)).map(|s| s.chars().count()), Ok(255));
+    }
+
+    #[test]
+    fn times_sort_as_text() {
+        let a = format_time(time::macros::datetime!(2026-01-02 03:04:05.006 UTC));
+        assert_eq!(a, "2026-01-02T03:04:05.006Z");
+        assert_eq!(parse_time(&a).map(format_time), Ok(a));
+    }
+}

@@ -1,0 +1,18 @@
+//! The core of the media upload backend: domain types, configuration, the image pipeline, the
+//! service with one method per use case, its two ports and their AWS adapters.
+//!
+//! Every Lambda function in `functions/` is a thin handler over [`service::MediaService`].
+
+pub mod api;
+pub mod aws;
+pub mod config;
+pub mod domain;
+pub mod events;
+pub mod pipeline;
+pub mod ports;
+#[cfg(feature = "provision")]
+pub mod provision;
+pub mod service;
+
+pub use config::Config;
+pub use service::MediaService;

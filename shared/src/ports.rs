@@ -1,0 +1,156 @@
+//! The two ports the service talks to. The AWS adapters implement them in [`crate::aws`].
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::domain::{ContentType, ImageMetadata, Media, MediaId, ObjectKey, OwnerId, Rejection, StoredDerivative};
+
+/// A failure of the storage backend (S3). The SDK error is kept as the source.
+#[derive(Debug, thiserror::Error)]
+#[error("object storage failed to {operation}")]
+pub struct StoreError {
+    /// What was attempted.
+    pub operation: &'static str,
+    /// The underlying error.
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+/// A failure of the metadata store (DynamoDB), or a record it cannot read back.
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    /// The backend call failed.
+    #[error("media repository failed to {operation}")]
+    Backend {
+        /// What was attempted.
+        operation: &'static str,
+        /// The underlying error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A stored item does not parse.
+    #[error("stored media record {id} is malformed: {reason}")]
+    Malformed {
+        /// The item's id attribute.
+        id: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// A presigned HTTP request the client performs itself.
+#[derive(Debug, Clone)]
+pub struct PresignedRequest {
+    /// The HTTP method.
+    pub method: &'static str,
+    /// The full URL, signature included.
+    pub url: String,
+    /// Headers the client must send exactly (the signature covers them).
+    pub headers: HashMap<String, String>,
+}
+
+/// A stored object as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// Its key.
+    pub key: ObjectKey,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// What a read of an object found.
+#[derive(Debug)]
+pub enum Fetched {
+    /// The object, whole.
+    Bytes(Vec<u8>),
+    /// No such object.
+    Missing,
+    /// The object is larger than the limit given; only its size is known.
+    TooLarge(u64),
+}
+
+/// Object storage: where originals and derivatives live.
+#[async_trait]
+pub trait ObjectStore: Send + Sync {
+    /// A presigned PUT that pins the content type and the exact length.
+    async fn presign_put(
+        &self,
+        key: &ObjectKey,
+        content_type: ContentType,
+        length: u64,
+        expires_in: Duration,
+    ) -> Result<PresignedRequest, StoreError>;
+    /// A presigned GET.
+    async fn presign_get(&self, key: &ObjectKey, expires_in: Duration) -> Result<String, StoreError>;
+    /// The object's size, or `None` if it does not exist.
+    async fn head(&self, key: &ObjectKey) -> Result<Option<u64>, StoreError>;
+    /// The whole object if it is at most `max_bytes` long.
+    async fn fetch(&self, key: &ObjectKey, max_bytes: u64) -> Result<Fetched, StoreError>;
+    /// Writes an object.
+    async fn put(&self, key: &ObjectKey, bytes: Vec<u8>, content_type: &str) -> Result<(), StoreError>;
+    /// Deletes an object; deleting a missing object succeeds.
+    async fn delete(&self, key: &ObjectKey) -> Result<(), StoreError>;
+    /// Every object under `prefix` (bounded by `limit`).
+    async fn list(&self, prefix: &str, limit: usize) -> Result<Vec<ObjectInfo>, StoreError>;
+}
+
+/// The result of a conditional state change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    /// The change was written.
+    Applied,
+    /// The record was not in the required state (or is gone): nothing was written.
+    Conflict,
+}
+
+/// The two work lists of cleanup, each an index partition ordered by due time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CleanupQueue {
+    /// Pending uploads, due at their expiry.
+    Pending,
+    /// Soft-deleted or expired media, due at the time they were deleted.
+    Purge,
+}
+
+impl CleanupQueue {
+    /// The stored partition value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Purge => "purge",
+        }
+    }
+}
+
+/// The media metadata store. Every state change is conditional on the current state, so a repeated
+/// or late event cannot undo a newer state.
+#[async_trait]
+pub trait MediaRepository: Send + Sync {
+    /// Stores a new pending record (fails if the id exists).
+    async fn create(&self, media: &Media) -> Result<(), RepoError>;
+    /// Reads a record by id (strongly consistent).
+    async fn get(&self, id: &MediaId) -> Result<Option<Media>, RepoError>;
+    /// The owner's records, newest first.
+    async fn list_by_owner(&self, owner: &OwnerId, limit: usize) -> Result<Vec<Media>, RepoError>;
+    /// `pending` -> `ready`.
+    async fn mark_ready(
+        &self,
+        id: &MediaId,
+        metadata: &ImageMetadata,
+        derivatives: &std::collections::BTreeMap<String, StoredDerivative>,
+        now: OffsetDateTime,
+    ) -> Result<Transition, RepoError>;
+    /// `pending` -> `rejected`.
+    async fn mark_rejected(&self, id: &MediaId, rejection: &Rejection, now: OffsetDateTime) -> Result<Transition, RepoError>;
+    /// Any live state of `owner`'s record -> `deleted`.
+    async fn soft_delete(&self, id: &MediaId, owner: &OwnerId, now: OffsetDateTime) -> Result<Transition, RepoError>;
+    /// `pending` -> `expired` (queued for purge).
+    async fn expire(&self, id: &MediaId, now: OffsetDateTime) -> Result<Transition, RepoError>;
+    /// Removes a `deleted` or `expired` record.
+    async fn remove(&self, id: &MediaId) -> Result<Transition, RepoError>;
+    /// Records in `queue` due at or before `due`, oldest first, at most `limit`.
+    async fn due(&self, queue: CleanupQueue, due: OffsetDateTime, limit: usize) -> Result<Vec<Media>, RepoError>;
+}

@@ -1,0 +1,148 @@
+//! Creates the bucket and table on a local emulator, shaped as `template.yaml` shapes them in AWS.
+//! Used by `media-dev` and by the tests; never by the deployed functions.
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
+    ScalarAttributeType,
+};
+
+use crate::aws::{AwsClients, CLEANUP_INDEX, OWNER_INDEX};
+
+/// A provisioning step that failed.
+#[derive(Debug, thiserror::Error)]
+#[error("could not {step}")]
+pub struct ProvisionError {
+    /// What was being done.
+    pub step: String,
+    /// Why it failed.
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+fn failed(step: impl Into<String>) -> impl FnOnce(Box<dyn std::error::Error + Send + Sync>) -> ProvisionError {
+    let step = step.into();
+    move |source| ProvisionError { step, source }
+}
+
+/// Refuses to provision anything unless the SDK points at a loopback emulator: tests and the local
+/// runner must never create resources in a real AWS account.
+pub fn require_local_endpoint() -> Result<String, ProvisionError> {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
+    let local = ["http://127.0.0.1:", "http://localhost:", "http://[::1]:"];
+    if local.iter().any(|p| endpoint.starts_with(p)) {
+        Ok(endpoint)
+    } else {
+        Err(failed("provision")(
+            format!("AWS_ENDPOINT_URL must point at a local emulator (http://127.0.0.1:PORT), not {endpoint:?}").into(),
+        ))
+    }
+}
+
+/// Creates the bucket if it does not exist.
+pub async fn ensure_bucket(clients: &AwsClients, bucket: &str) -> Result<(), ProvisionError> {
+    match clients.s3.create_bucket().bucket(bucket).send().await {
+        Ok(_) => Ok(()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_bucket_already_owned_by_you() || s.is_bucket_already_exists()) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(failed(format!("create bucket {bucket}"))(Box::new(e))),
+    }
+}
+
+/// Creates the media table with its two indexes if it does not exist.
+pub async fn ensure_table(clients: &AwsClients, table: &str) -> Result<(), ProvisionError> {
+    let attr = |name: &str| {
+        AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build()
+    };
+    let key = |name: &str, kind: KeyType| KeySchemaElement::builder().attribute_name(name).key_type(kind).build();
+    let index = |name: &str, hash: &str, range: &str| -> Result<GlobalSecondaryIndex, ProvisionError> {
+        GlobalSecondaryIndex::builder()
+            .index_name(name)
+            .key_schema(key(hash, KeyType::Hash).map_err(|e| failed("describe an index")(Box::new(e)))?)
+            .key_schema(key(range, KeyType::Range).map_err(|e| failed("describe an index")(Box::new(e)))?)
+            .projection(Projection::builder().projection_type(ProjectionType::All).build())
+            .build()
+            .map_err(|e| failed("describe an index")(Box::new(e)))
+    };
+    let defs = ["id", "ownerId", "createdAt", "gcQueue", "gcDue"]
+        .into_iter()
+        .map(attr)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| failed("describe the table")(Box::new(e)))?;
+    let result = clients
+        .dynamodb
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .set_attribute_definitions(Some(defs))
+        .key_schema(key("id", KeyType::Hash).map_err(|e| failed("describe the table")(Box::new(e)))?)
+        .global_secondary_indexes(index(OWNER_INDEX, "ownerId", "createdAt")?)
+        .global_secondary_indexes(index(CLEANUP_INDEX, "gcQueue", "gcDue")?)
+        .send()
+        .await;
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_in_use_exception()) => Ok(()),
+        Err(e) => Err(failed(format!("create table {table}"))(Box::new(e))),
+    }
+}
+
+/// Test helpers: every test gets its own bucket and table on the emulator.
+pub mod testkit {
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::{ProvisionError, ensure_bucket, ensure_table, require_local_endpoint};
+    use crate::aws::AwsClients;
+    use crate::config::{Config, ConfigError};
+    use crate::service::MediaService;
+
+    /// A bucket and table of one test's own, with a service over them.
+    pub struct TestStack {
+        /// The configuration (bucket and table names filled in).
+        pub config: Config,
+        /// The SDK clients.
+        pub clients: AwsClients,
+        /// The service.
+        pub service: MediaService,
+    }
+
+    /// A name no other test in any process uses.
+    pub fn unique_name(prefix: &str) -> String {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        format!("{prefix}-{}-{n}-{}", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..8])
+    }
+
+    /// A configuration for a fresh bucket and table, with `overrides` on top of the environment.
+    pub fn test_config(overrides: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let names = HashMap::from([
+            ("MEDIA_BUCKET".to_owned(), unique_name("media")),
+            ("MEDIA_TABLE".to_owned(), unique_name("media")),
+            ("S3_FORCE_PATH_STYLE".to_owned(), "true".to_owned()),
+        ]);
+        let overrides: HashMap<String, String> =
+            overrides.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        Config::from_lookup(|k| overrides.get(k).or_else(|| names.get(k)).cloned().or_else(|| std::env::var(k).ok()))
+    }
+
+    impl TestStack {
+        /// Creates the bucket and table for `config` and builds the service.
+        pub async fn with_config(config: Config) -> Result<Self, ProvisionError> {
+            require_local_endpoint()?;
+            let clients = AwsClients::from_config(&config).await;
+            ensure_bucket(&clients, &config.bucket).await?;
+            ensure_table(&clients, &config.table).await?;
+            let service = MediaService::with_clients(&config, &clients);
+            Ok(Self { config, clients, service })
+        }
+
+        /// A stack with the default configuration plus `overrides`.
+        pub async fn new(overrides: &[(&str, &str)]) -> Result<Self, Box<dyn std::error::Error>> {
+            Ok(Self::with_config(test_config(overrides)?).await?)
+        }
+    }
+}

@@ -1,0 +1,516 @@
+//! The media service: one method per use case, over the two ports.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use tracing::{Instrument, error, info, warn};
+
+use crate::aws::{AwsClients, DynamoMediaRepository, S3ObjectStore};
+use crate::config::Config;
+use crate::domain::{
+    ContentType, ImageMetadata, Media, MediaId, MediaStatus, ObjectKey, OwnerId, Rejection, RejectionCode,
+    StoredDerivative, format_time, sanitize_filename,
+};
+use crate::pipeline::{PipelineOptions, process_image};
+use crate::ports::{CleanupQueue, Fetched, MediaRepository, ObjectStore, RepoError, StoreError, Transition};
+
+/// The body of `POST /api/v1/upload/presign`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PresignRequest {
+    /// The client's filename (display text only).
+    pub filename: Option<String>,
+    /// The declared MIME type.
+    pub content_type: Option<String>,
+    /// The exact size in bytes.
+    pub size: Option<i64>,
+}
+
+/// The answer to a presign request: where and how to upload.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PresignResponse {
+    /// The new media id.
+    pub media_id: MediaId,
+    /// Always `PUT`.
+    pub method: &'static str,
+    /// The presigned URL.
+    pub url: String,
+    /// Headers to send exactly as given.
+    pub headers: HashMap<String, String>,
+    /// Seconds the URL stays valid.
+    pub expires: u64,
+    /// When the URL stops working (RFC 3339).
+    pub expires_at: String,
+    /// The object key the upload lands at.
+    pub key: String,
+}
+
+/// Refusals of a presign request.
+#[derive(Debug, thiserror::Error)]
+pub enum PresignError {
+    /// The request is malformed.
+    #[error("{0}")]
+    Invalid(String),
+    /// The content type is not accepted.
+    #[error("content type {0:?} is not accepted")]
+    UnsupportedType(String),
+    /// The declared size is over the limit.
+    #[error("size {size} is over the limit of {limit} bytes")]
+    TooLarge {
+        /// Declared size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The repository failed.
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+}
+
+/// Failures of confirm, get and delete.
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    /// No such media for this caller (another user's media is reported the same way).
+    #[error("media not found")]
+    NotFound,
+    /// Confirm was called before the object arrived.
+    #[error("the upload has not arrived yet")]
+    NotUploaded,
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The repository failed.
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+}
+
+/// Faults of processing that are worth a retry (a rejected upload is an outcome, not an error).
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The repository failed.
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+    /// The blocking image task could not be joined.
+    #[error("the image task failed")]
+    Task(#[source] tokio::task::JoinError),
+}
+
+/// Failures that stop a cleanup run as a whole.
+#[derive(Debug, thiserror::Error)]
+pub enum CleanupError {
+    /// The work lists could not be read.
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+}
+
+/// What processing one uploaded object came to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "camelCase")]
+pub enum ProcessOutcome {
+    /// Thumbnails written; the record is ready.
+    Ready {
+        /// The media.
+        media_id: MediaId,
+    },
+    /// The file was refused; its object is deleted.
+    Rejected {
+        /// The media.
+        media_id: MediaId,
+        /// Why.
+        code: RejectionCode,
+    },
+    /// The record was not pending (a repeated or late event): nothing changed.
+    AlreadyProcessed {
+        /// The media.
+        media_id: MediaId,
+    },
+    /// No record owns this key.
+    Orphan,
+    /// The key is not an original upload.
+    Ignored,
+}
+
+/// A media record as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MediaView {
+    /// The media id.
+    pub id: MediaId,
+    /// `pending`, `ready` or `rejected`.
+    pub status: MediaStatus,
+    /// The filename given at presign.
+    pub filename: String,
+    /// The declared type.
+    pub content_type: ContentType,
+    /// URL of the original (ready only).
+    pub original_url: Option<String>,
+    /// URLs of the thumbnails by name (ready only).
+    pub thumbnails: BTreeMap<String, String>,
+    /// What processing found (ready only).
+    pub metadata: Option<ImageMetadata>,
+    /// Why it was rejected (rejected only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rejection: Option<Rejection>,
+    /// When it was presigned.
+    pub created_at: String,
+    /// When it last changed.
+    pub updated_at: String,
+}
+
+/// What one cleanup run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CleanupSummary {
+    /// Soft-deleted media removed for good (objects and record).
+    pub purged: u64,
+    /// Pending uploads that expired and were removed.
+    pub expired: u64,
+    /// Objects deleted.
+    pub objects_deleted: u64,
+    /// Bytes those objects held.
+    pub bytes_reclaimed: u64,
+    /// Media that could not be handled this run (retried next run).
+    pub failures: u64,
+    /// Wall time of the run.
+    pub duration_ms: u64,
+}
+
+/// The service behind every function.
+#[derive(Clone)]
+pub struct MediaService {
+    config: Arc<Config>,
+    store: Arc<dyn ObjectStore>,
+    repo: Arc<dyn MediaRepository>,
+    pipeline: Arc<PipelineOptions>,
+}
+
+impl MediaService {
+    /// A service over the given ports.
+    pub fn new(config: Config, store: Arc<dyn ObjectStore>, repo: Arc<dyn MediaRepository>) -> Self {
+        let pipeline = Arc::new(PipelineOptions::from_config(&config));
+        Self { config: Arc::new(config), store, repo, pipeline }
+    }
+
+    /// The service over S3 and DynamoDB, as the functions run it.
+    pub async fn from_config(config: &Config) -> Self {
+        let clients = AwsClients::from_config(config).await;
+        Self::with_clients(config, &clients)
+    }
+
+    /// The service over already-built clients.
+    pub fn with_clients(config: &Config, clients: &AwsClients) -> Self {
+        Self::new(
+            config.clone(),
+            Arc::new(S3ObjectStore::new(clients.s3.clone(), &config.bucket)),
+            Arc::new(DynamoMediaRepository::new(clients.dynamodb.clone(), &config.table)),
+        )
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Creates a pending record and a presigned PUT for it.
+    pub async fn presign_upload(&self, owner: &OwnerId, req: PresignRequest) -> Result<PresignResponse, PresignError> {
+        let filename = sanitize_filename(req.filename.as_deref().unwrap_or_default())
+            .map_err(|e| PresignError::Invalid(format!("filename: {e}")))?;
+        let raw_type = req.content_type.ok_or_else(|| PresignError::Invalid("contentType is required".into()))?;
+        let content_type = ContentType::parse(&raw_type)
+            .ok()
+            .filter(|t| self.config.allowed_types.contains(t))
+            .ok_or(PresignError::UnsupportedType(raw_type))?;
+        let size = req.size.ok_or_else(|| PresignError::Invalid("size is required".into()))?;
+        let size = u64::try_from(size)
+            .ok()
+            .filter(|s| *s > 0)
+            .ok_or_else(|| PresignError::Invalid("size must be a positive number of bytes".into()))?;
+        if size > self.config.max_file_size {
+            return Err(PresignError::TooLarge { size, limit: self.config.max_file_size });
+        }
+
+        let now = OffsetDateTime::now_utc();
+        let id = MediaId::generate();
+        let key = ObjectKey::original(&self.config.upload_prefix, now, &id, content_type);
+        let presigned = self.store.presign_put(&key, content_type, size, self.config.presign_expiry).await?;
+        let media = Media {
+            id: id.clone(),
+            owner: owner.clone(),
+            status: MediaStatus::Pending,
+            filename,
+            content_type,
+            size,
+            key: key.clone(),
+            created_at: now,
+            updated_at: now,
+            expires_at: Some(now + self.config.pending_ttl),
+            deleted_at: None,
+            metadata: None,
+            derivatives: BTreeMap::new(),
+            rejection: None,
+        };
+        self.repo.create(&media).await?;
+        info!(media_id = %id, owner = owner.as_str(), content_type = %content_type, size, "presigned upload");
+        Ok(PresignResponse {
+            media_id: id,
+            method: presigned.method,
+            url: presigned.url,
+            headers: presigned.headers,
+            expires: self.config.presign_expiry.as_secs(),
+            expires_at: format_time(now + self.config.presign_expiry),
+            key: key.as_str().to_owned(),
+        })
+    }
+
+    /// Checks that the upload arrived (HeadObject) and returns the record.
+    pub async fn confirm_upload(&self, owner: &OwnerId, id: &MediaId) -> Result<MediaView, MediaError> {
+        let media = self.owned(owner, id).await?;
+        // A ready or rejected record proves the object arrived (a rejected one is already deleted).
+        if media.status == MediaStatus::Pending && self.store.head(&media.key).await?.is_none() {
+            return Err(MediaError::NotUploaded);
+        }
+        self.view(media).await
+    }
+
+    /// The caller's media with its URLs.
+    pub async fn get_media(&self, owner: &OwnerId, id: &MediaId) -> Result<MediaView, MediaError> {
+        let media = self.owned(owner, id).await?;
+        self.view(media).await
+    }
+
+    /// Soft-deletes the caller's media: gone from the API at once, removed by cleanup later.
+    pub async fn delete_media(&self, owner: &OwnerId, id: &MediaId) -> Result<(), MediaError> {
+        match self.repo.soft_delete(id, owner, OffsetDateTime::now_utc()).await? {
+            Transition::Applied => {
+                info!(media_id = %id, owner = owner.as_str(), status = "deleted", "soft-deleted media");
+                Ok(())
+            }
+            Transition::Conflict => Err(MediaError::NotFound),
+        }
+    }
+
+    async fn owned(&self, owner: &OwnerId, id: &MediaId) -> Result<Media, MediaError> {
+        match self.repo.get(id).await? {
+            Some(m) if m.owner == *owner && matches!(m.status, MediaStatus::Pending | MediaStatus::Ready | MediaStatus::Rejected) => Ok(m),
+            _ => Err(MediaError::NotFound),
+        }
+    }
+
+    async fn url(&self, key: &ObjectKey) -> Result<String, StoreError> {
+        match &self.config.cdn_base_url {
+            Some(base) => Ok(format!("{base}/{key}")),
+            None => self.store.presign_get(key, self.config.download_url_expiry).await,
+        }
+    }
+
+    async fn view(&self, media: Media) -> Result<MediaView, MediaError> {
+        let mut original_url = None;
+        let mut thumbnails = BTreeMap::new();
+        if media.status == MediaStatus::Ready {
+            original_url = Some(self.url(&media.key).await?);
+            for (name, d) in &media.derivatives {
+                thumbnails.insert(name.clone(), self.url(&d.key).await?);
+            }
+        }
+        Ok(MediaView {
+            id: media.id,
+            status: media.status,
+            filename: media.filename,
+            content_type: media.content_type,
+            original_url,
+            thumbnails,
+            metadata: media.metadata,
+            rejection: media.rejection,
+            created_at: format_time(media.created_at),
+            updated_at: format_time(media.updated_at),
+        })
+    }
+
+    /// Processes one uploaded object: validates and decodes it, writes the thumbnails, and moves the
+    /// record `pending` -> `ready` or `rejected`. Returns `Err` only for faults worth a retry.
+    pub async fn process_upload(&self, key: &ObjectKey) -> Result<ProcessOutcome, ProcessError> {
+        let started = Instant::now();
+        let Some(id) = key.upload_media_id(&self.config.upload_prefix) else {
+            info!(key = %key, outcome = "ignored", "not an original upload");
+            return Ok(ProcessOutcome::Ignored);
+        };
+        let Some(media) = self.repo.get(&id).await?.filter(|m| m.key == *key) else {
+            warn!(key = %key, media_id = %id, outcome = "orphan", "no record owns this object");
+            return Ok(ProcessOutcome::Orphan);
+        };
+        if media.status != MediaStatus::Pending {
+            if media.status == MediaStatus::Rejected {
+                // A retry after a failed delete: make sure the rejected object is gone.
+                self.store.delete(key).await?;
+            }
+            info!(media_id = %id, key = %key, status = media.status.as_str(), outcome = "duplicate", "already processed");
+            return Ok(ProcessOutcome::AlreadyProcessed { media_id: id });
+        }
+
+        let bytes = match self.store.fetch(key, self.config.max_file_size).await? {
+            Fetched::Bytes(b) => b,
+            Fetched::Missing => {
+                warn!(media_id = %id, key = %key, outcome = "missing", "object vanished before processing");
+                return Ok(ProcessOutcome::AlreadyProcessed { media_id: id });
+            }
+            Fetched::TooLarge(size) => {
+                let r = Rejection::new(
+                    RejectionCode::TooLarge,
+                    format!("the file is {size} bytes; the limit is {}", self.config.max_file_size),
+                );
+                return self.reject(&media, r, started).await;
+            }
+        };
+        if bytes.len() as u64 != media.size {
+            let r = Rejection::new(
+                RejectionCode::SizeMismatch,
+                format!("the file is {} bytes but {} were declared", bytes.len(), media.size),
+            );
+            return self.reject(&media, r, started).await;
+        }
+
+        let options = Arc::clone(&self.pipeline);
+        let declared = media.content_type;
+        let span = tracing::Span::current();
+        let result = tokio::task::spawn_blocking(move || span.in_scope(|| process_image(&bytes, declared, &options)))
+            .await
+            .map_err(ProcessError::Task)?;
+        let processed = match result {
+            Ok(p) => p,
+            Err(rejection) => return self.reject(&media, rejection, started).await,
+        };
+
+        let mut derivatives = BTreeMap::new();
+        for thumb in processed.thumbnails {
+            let key = ObjectKey::derivative(&self.config.derivatives_prefix, &id, &thumb.name, thumb.format.extension());
+            let size = thumb.bytes.len() as u64;
+            self.store.put(&key, thumb.bytes, thumb.format.mime()).await?;
+            derivatives.insert(
+                thumb.name,
+                StoredDerivative { key, width: thumb.width, height: thumb.height, size, content_type: thumb.format.mime().into() },
+            );
+        }
+        let now = OffsetDateTime::now_utc();
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        match self.repo.mark_ready(&id, &processed.metadata, &derivatives, now).await? {
+            Transition::Applied => {
+                info!(
+                    media_id = %id, owner = media.owner.as_str(), key = %key, status = "ready",
+                    width = processed.metadata.width, height = processed.metadata.height, elapsed_ms,
+                    "processed upload"
+                );
+                Ok(ProcessOutcome::Ready { media_id: id })
+            }
+            // Deleted or expired meanwhile: cleanup removes the derivatives with the record.
+            Transition::Conflict => {
+                info!(media_id = %id, key = %key, outcome = "superseded", "record changed during processing");
+                Ok(ProcessOutcome::AlreadyProcessed { media_id: id })
+            }
+        }
+    }
+
+    async fn reject(&self, media: &Media, rejection: Rejection, started: Instant) -> Result<ProcessOutcome, ProcessError> {
+        let code = rejection.code;
+        let transition = self.repo.mark_rejected(&media.id, &rejection, OffsetDateTime::now_utc()).await?;
+        // Whatever the record says now, a refused file must not stay servable.
+        self.store.delete(&media.key).await?;
+        info!(
+            media_id = %media.id, owner = media.owner.as_str(), key = %media.key, status = "rejected",
+            reason = code.as_str(), message = %rejection.message, elapsed_ms = started.elapsed().as_millis() as u64,
+            "rejected upload"
+        );
+        Ok(match transition {
+            Transition::Applied => ProcessOutcome::Rejected { media_id: media.id.clone(), code },
+            Transition::Conflict => ProcessOutcome::AlreadyProcessed { media_id: media.id.clone() },
+        })
+    }
+
+    /// One cleanup run: expires pending uploads past their expiry and purges media soft-deleted
+    /// longer than the grace period (objects first, then the record). Failures of single media
+    /// are logged and counted, and retried by the next run.
+    pub async fn run_cleanup(&self) -> Result<CleanupSummary, CleanupError> {
+        let started = Instant::now();
+        let now = OffsetDateTime::now_utc();
+        let limit = self.config.cleanup_batch_limit;
+        let mut summary = CleanupSummary::default();
+
+        for media in self.repo.due(CleanupQueue::Pending, now, limit).await? {
+            let span = tracing::info_span!("expire", media_id = %media.id);
+            let result = async {
+                if self.repo.expire(&media.id, now).await? == Transition::Applied {
+                    self.purge(&media, &mut summary).await?;
+                    summary.expired += 1;
+                }
+                Ok::<_, PurgeError>(())
+            }
+            .instrument(span)
+            .await;
+            if let Err(e) = result {
+                summary.failures += 1;
+                error!(media_id = %media.id, error = %e, cause = ?e, "could not expire a pending upload");
+            }
+        }
+
+        let cutoff = now - self.config.cleanup_grace_period;
+        for media in self.repo.due(CleanupQueue::Purge, cutoff, limit).await? {
+            let was_deleted = media.status == MediaStatus::Deleted;
+            match self.purge(&media, &mut summary).await {
+                Ok(true) if was_deleted => summary.purged += 1,
+                Ok(true) => summary.expired += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    summary.failures += 1;
+                    error!(media_id = %media.id, error = %e, cause = ?e, "could not purge media");
+                }
+            }
+        }
+
+        summary.duration_ms = started.elapsed().as_millis() as u64;
+        let line = serde_json::to_string(&summary).unwrap_or_default();
+        if summary.failures > 0 {
+            warn!(summary = %line, "cleanup finished with failures");
+        } else {
+            info!(summary = %line, "cleanup finished");
+        }
+        Ok(summary)
+    }
+
+    /// Deletes every object of `media`, then its record. True when the record was removed.
+    async fn purge(&self, media: &Media, summary: &mut CleanupSummary) -> Result<bool, PurgeError> {
+        let derivatives = format!("{}{}/", self.config.derivatives_prefix, media.id);
+        let own_folder = format!("/{}/", media.id);
+        for prefix in [media.key.folder(), derivatives.as_str()] {
+            if !prefix.ends_with(&own_folder) {
+                // Never list beyond this media's own folder, whatever a malformed record says.
+                return Err(PurgeError::Foreign(prefix.to_owned()));
+            }
+            // Each media folder holds a handful of objects; the bound only guards against surprises.
+            for obj in self.store.list(prefix, 1000).await? {
+                self.store.delete(&obj.key).await?;
+                summary.objects_deleted += 1;
+                summary.bytes_reclaimed += obj.size;
+            }
+        }
+        Ok(self.repo.remove(&media.id).await? == Transition::Applied)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum PurgeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+    #[error("refusing to purge {0:?}: not a folder of this media")]
+    Foreign(String),
+}
