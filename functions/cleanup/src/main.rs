@@ -1,1 +1,10 @@
-fn main() {}
+use lambda_runtime::{Error, run, service_fn};
+use media_core::{Config, MediaService};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = Config::from_env()?;
+    let service = MediaService::from_config(&config).await;
+    run(service_fn(|event| cleanup::handler::handle(&service, event))).await
+}

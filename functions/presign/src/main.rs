@@ -1,1 +1,10 @@
-fn main() {}
+use lambda_http::{Error, run, service_fn};
+use media_core::{Config, MediaService};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let config = Config::from_env()?;
+    let service = MediaService::from_config(&config).await;
+    run(service_fn(|req| presign::handler::handle(&service, req))).await
+}

@@ -1,0 +1,3 @@
+//! Lambda function `cleanup`: the handler, wired to the runtime by `main.rs`.
+
+pub mod handler;

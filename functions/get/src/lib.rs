@@ -1,0 +1,3 @@
+//! Lambda function `get`: the handler, wired to the runtime by `main.rs`.
+
+pub mod handler;

@@ -1,0 +1,3 @@
+//! Lambda function `presign`: the handler, wired to the runtime by `main.rs`.
+
+pub mod handler;

@@ -1,0 +1,229 @@
+//! The local API: the routes of `template.yaml`, each request turned into the API Gateway (HTTP API,
+//! payload 2.0) event the deployed function receives, with the JWT authorizer's claims in its
+//! request context, and handed to that function's own handler.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use http::{HeaderValue, Method, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper_util::rt::TokioIo;
+use media_core::MediaService;
+use media_core::api::ApiError;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::auth;
+
+/// Largest API request body accepted (API Gateway allows 10 MB; ours are small JSON documents).
+const MAX_BODY: usize = 64 * 1024;
+
+/// What every request needs.
+pub struct ApiState {
+    /// The service the handlers call.
+    pub service: MediaService,
+    /// The HS256 secret of the local authorizer.
+    pub jwt_secret: String,
+    /// Origins allowed by CORS (`*` for any).
+    pub cors_origins: Vec<String>,
+}
+
+/// The routes, as in `template.yaml`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Function {
+    Presign,
+    Confirm,
+    Get,
+    Delete,
+}
+
+/// Matches a request to a function, its route key and path parameters.
+fn route(method: &Method, path: &str) -> Option<(Function, &'static str, Option<String>)> {
+    let id = path.strip_prefix("/api/v1/upload/").filter(|rest| !rest.is_empty() && !rest.contains('/'));
+    match (method.as_str(), path, id) {
+        ("POST", "/api/v1/upload/presign", _) => Some((Function::Presign, "POST /api/v1/upload/presign", None)),
+        ("POST", "/api/v1/upload/confirm", _) => Some((Function::Confirm, "POST /api/v1/upload/confirm", None)),
+        ("GET", _, Some(id)) => Some((Function::Get, "GET /api/v1/upload/{mediaId}", Some(id.to_owned()))),
+        ("DELETE", _, Some(id)) => Some((Function::Delete, "DELETE /api/v1/upload/{mediaId}", Some(id.to_owned()))),
+        _ => None,
+    }
+}
+
+/// Serves connections from `listener` until `stop` flips.
+pub async fn serve(listener: TcpListener, state: Arc<ApiState>, mut stop: watch::Receiver<bool>) {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stop.changed() => return,
+        };
+        let Ok((stream, _)) = accepted else { continue };
+        let state = Arc::clone(&state);
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req| handle(Arc::clone(&state), req));
+            if let Err(e) = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+}
+
+type HttpResponse = hyper::Response<Full<Bytes>>;
+
+async fn handle(state: Arc<ApiState>, req: hyper::Request<Incoming>) -> Result<HttpResponse, Infallible> {
+    let origin = req.headers().get(http::header::ORIGIN).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let mut resp = dispatch(&state, req).await;
+    if let Some(origin) = origin.filter(|o| state.cors_origins.iter().any(|a| a == "*" || a == o))
+        && let Ok(v) = HeaderValue::from_str(&origin)
+    {
+        let h = resp.headers_mut();
+        h.insert("access-control-allow-origin", v);
+        h.insert("access-control-allow-headers", HeaderValue::from_static("authorization,content-type,uppy-versions"));
+        h.insert("access-control-allow-methods", HeaderValue::from_static("GET,POST,DELETE,OPTIONS"));
+        h.insert("access-control-max-age", HeaderValue::from_static("600"));
+        h.insert("vary", HeaderValue::from_static("origin"));
+    }
+    Ok(resp)
+}
+
+fn error(e: ApiError) -> HttpResponse {
+    let body = json!({ "error": { "code": e.code, "message": e.message } }).to_string();
+    let mut resp = hyper::Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    resp.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
+async fn dispatch(state: &ApiState, req: hyper::Request<Incoming>) -> HttpResponse {
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path().to_owned();
+    if parts.method == Method::OPTIONS {
+        let mut resp = hyper::Response::new(Full::new(Bytes::new()));
+        *resp.status_mut() = StatusCode::NO_CONTENT;
+        return resp;
+    }
+    if parts.method == Method::GET && path == "/health" {
+        let mut resp = hyper::Response::new(Full::new(Bytes::from_static(br#"{"status":"ok"}"#)));
+        resp.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        return resp;
+    }
+    let Some((function, route_key, media_id)) = route(&parts.method, &path) else {
+        return error(ApiError::new(404, "route_not_found", format!("no route for {} {path}", parts.method)));
+    };
+
+    // The JWT authorizer runs before any function, as in API Gateway.
+    let auth_header = parts.headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let claims = match auth::bearer(auth_header).and_then(|t| auth::verify(&state.jwt_secret, t, now)) {
+        Ok(c) => c,
+        Err(e) => return error(ApiError::new(401, "unauthorized", format!("a valid bearer token is required: {e}"))),
+    };
+
+    let body = match Limited::new(body, MAX_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return error(ApiError::new(413, "too_large", "the request body is too large")),
+    };
+    let event = api_gateway_event(&parts, route_key, media_id.as_deref(), &claims, &body);
+    let request = match lambda_http::request::from_str(&event.to_string()) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "could not build the API Gateway event");
+            return error(ApiError::new(500, "internal", "the request could not be completed"));
+        }
+    };
+    let service = &state.service;
+    let response = match function {
+        Function::Presign => presign::handler::handle(service, request).await,
+        Function::Confirm => confirm::handler::handle(service, request).await,
+        Function::Get => get::handler::handle(service, request).await,
+        Function::Delete => delete::handler::handle(service, request).await,
+    };
+    let Ok(response) = response;
+    let (rparts, rbody) = response.into_parts();
+    let bytes = match rbody {
+        lambda_http::Body::Empty => Bytes::new(),
+        lambda_http::Body::Text(t) => Bytes::from(t),
+        lambda_http::Body::Binary(b) => Bytes::from(b),
+        _ => Bytes::new(),
+    };
+    hyper::Response::from_parts(rparts, Full::new(bytes))
+}
+
+/// The API Gateway HTTP API (payload format 2.0) event for a request.
+fn api_gateway_event(
+    parts: &http::request::Parts,
+    route_key: &str,
+    media_id: Option<&str>,
+    claims: &std::collections::HashMap<String, String>,
+    body: &Bytes,
+) -> Value {
+    let mut headers = serde_json::Map::new();
+    for (name, value) in &parts.headers {
+        if let Ok(v) = value.to_str() {
+            headers.insert(name.as_str().to_owned(), Value::String(v.to_owned()));
+        }
+    }
+    let now = time::OffsetDateTime::now_utc();
+    let (body, is_base64) = match std::str::from_utf8(body) {
+        Ok(text) => (text.to_owned(), false),
+        Err(_) => (STANDARD.encode(body), true),
+    };
+    let mut event = json!({
+        "version": "2.0",
+        "routeKey": route_key,
+        "rawPath": parts.uri.path(),
+        "rawQueryString": parts.uri.query().unwrap_or(""),
+        "headers": headers,
+        "requestContext": {
+            "accountId": "000000000000",
+            "apiId": "local",
+            "domainName": "127.0.0.1",
+            "domainPrefix": "127",
+            "http": {
+                "method": parts.method.as_str(),
+                "path": parts.uri.path(),
+                "protocol": "HTTP/1.1",
+                "sourceIp": "127.0.0.1",
+                "userAgent": parts.headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or(""),
+            },
+            "requestId": uuid_like(),
+            "routeKey": route_key,
+            "stage": "$default",
+            "time": now.to_string(),
+            "timeEpoch": now.unix_timestamp() * 1000,
+            "authorizer": { "jwt": { "claims": claims, "scopes": null } },
+        },
+        "isBase64Encoded": is_base64,
+    });
+    if !body.is_empty() {
+        event["body"] = Value::String(body);
+    }
+    if let Some(id) = media_id {
+        event["pathParameters"] = json!({ "mediaId": id });
+    }
+    event
+}
+
+fn uuid_like() -> String {
+    media_core::domain::MediaId::generate().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_match_the_template() {
+        let r = |m: Method, p: &str| route(&m, p).map(|(f, k, id)| (f, k, id));
+        assert_eq!(r(Method::POST, "/api/v1/upload/presign").map(|x| x.0), Some(Function::Presign));
+        assert_eq!(r(Method::POST, "/api/v1/upload/confirm").map(|x| x.0), Some(Function::Confirm));
+        assert_eq!(r(Method::GET, "/api/v1/upload/abc").map(|x| (x.0, x.2)), Some((Function::Get, Some("abc".into()))));
+        assert_eq!(r(Method::DELETE, "/api/v1/upload/abc").map(|x| x.0), Some(Function::Delete));
+        assert!(r(Method::GET, "/api/v1/upload/").is_none());
+        assert!(r(Method::GET, "/api/v1/upload/a/b").is_none());
+        assert!(r(Method::PUT, "/api/v1/upload/presign").is_none());
+    }
+}

@@ -1,0 +1,100 @@
+//! The local AWS stack on the emulator: the bucket and table, plus the SQS queue that receives the
+//! bucket's `ObjectCreated` notifications for the upload prefix (what Lambda's S3 trigger does in AWS).
+
+use std::time::Duration;
+
+use aws_sdk_s3::types::{
+    Event, FilterRule, FilterRuleName, NotificationConfiguration, NotificationConfigurationFilter, QueueConfiguration,
+    S3KeyFilter,
+};
+use aws_sdk_sqs::types::QueueAttributeName;
+use media_core::Config;
+use media_core::aws::AwsClients;
+use media_core::provision::{ProvisionError, ensure_bucket, ensure_table, require_local_endpoint};
+
+/// The provisioned local stack.
+#[derive(Debug, Clone)]
+pub struct LocalStack {
+    /// SDK clients.
+    pub clients: AwsClients,
+    /// SQS client.
+    pub sqs: aws_sdk_sqs::Client,
+    /// URL of the queue that carries S3 events.
+    pub queue_url: String,
+}
+
+fn failed(step: &str) -> impl FnOnce(Box<dyn std::error::Error + Send + Sync>) -> ProvisionError + '_ {
+    move |source| ProvisionError { step: step.to_owned(), source }
+}
+
+/// Waits (bounded) for the emulator, then creates everything `config` names.
+pub async fn provision(config: &Config) -> Result<LocalStack, ProvisionError> {
+    let endpoint = require_local_endpoint()?;
+    let clients = AwsClients::from_config(config).await;
+    let sqs = aws_sdk_sqs::Client::new(&clients.sdk_config);
+
+    // Up to 30 s for the emulator to answer.
+    let mut attempts = 0;
+    loop {
+        match clients.dynamodb.list_tables().limit(1).send().await {
+            Ok(_) => break,
+            Err(e) if attempts < 60 => {
+                attempts += 1;
+                tracing::debug!(error = %e, "waiting for the emulator at {endpoint}");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(failed("reach the emulator")(Box::new(e))),
+        }
+    }
+
+    ensure_bucket(&clients, &config.bucket).await?;
+    ensure_table(&clients, &config.table).await?;
+
+    let queue_name = format!("{}-events", config.bucket);
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(&queue_name)
+        // A failed message comes back after 5 s, as Lambda retries a failed async invocation.
+        .attributes(QueueAttributeName::VisibilityTimeout, "5")
+        .send()
+        .await
+        .map_err(|e| failed("create the event queue")(Box::new(e)))?
+        .queue_url()
+        .unwrap_or_default()
+        .to_owned();
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(|e| failed("read the queue ARN")(Box::new(e)))?;
+    let queue_arn = attrs
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn))
+        .cloned()
+        .ok_or_else(|| failed("read the queue ARN")("no QueueArn attribute".into()))?;
+
+    let build = |e: aws_sdk_s3::error::BuildError| failed("describe the notification")(Box::new(e));
+    let prefix_rule = FilterRule::builder().name(FilterRuleName::Prefix).value(&config.upload_prefix).build();
+    let queue_config = QueueConfiguration::builder()
+        .queue_arn(queue_arn)
+        .events(Event::S3ObjectCreated)
+        .filter(
+            NotificationConfigurationFilter::builder()
+                .key(S3KeyFilter::builder().filter_rules(prefix_rule).build())
+                .build(),
+        )
+        .build()
+        .map_err(build)?;
+    clients
+        .s3
+        .put_bucket_notification_configuration()
+        .bucket(&config.bucket)
+        .notification_configuration(NotificationConfiguration::builder().queue_configurations(queue_config).build())
+        .send()
+        .await
+        .map_err(|e| failed("connect the bucket to the queue")(Box::new(e)))?;
+
+    Ok(LocalStack { clients, sqs, queue_url })
+}
