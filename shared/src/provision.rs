@@ -98,7 +98,8 @@ pub mod testkit {
     use super::{ProvisionError, ensure_bucket, ensure_table, require_local_endpoint};
     use crate::aws::AwsClients;
     use crate::config::{Config, ConfigError};
-    use crate::service::MediaService;
+    use crate::domain::OwnerId;
+    use crate::service::{MediaService, PresignRequest, PresignResponse};
 
     /// A bucket and table of one test's own, with a service over them.
     pub struct TestStack {
@@ -144,5 +145,61 @@ pub mod testkit {
         pub async fn new(overrides: &[(&str, &str)]) -> Result<Self, Box<dyn std::error::Error>> {
             Ok(Self::with_config(test_config(overrides)?).await?)
         }
+
+        /// Presigns an upload for `owner` and, when `bytes` are given, stores them at its key as
+        /// the client's PUT would.
+        pub async fn upload(
+            &self,
+            owner: &str,
+            content_type: &str,
+            bytes: &[u8],
+            put: bool,
+        ) -> Result<PresignResponse, Box<dyn std::error::Error>> {
+            let request = PresignRequest {
+                filename: Some("photo".to_owned()),
+                content_type: Some(content_type.to_owned()),
+                size: Some(i64::try_from(bytes.len())?),
+            };
+            let presigned = self.service.presign_upload(&OwnerId::parse(owner)?, request).await?;
+            if put {
+                self.clients
+                    .s3
+                    .put_object()
+                    .bucket(&self.config.bucket)
+                    .key(&presigned.key)
+                    .content_type(content_type)
+                    .body(bytes.to_vec().into())
+                    .send()
+                    .await?;
+            }
+            Ok(presigned)
+        }
+
+        /// The keys of every object in the bucket.
+        pub async fn object_keys(&self) -> Result<Vec<String>, Box<dyn std::error::Error>> {
+            let out = self.clients.s3.list_objects_v2().bucket(&self.config.bucket).send().await?;
+            Ok(out.contents().iter().filter_map(|o| o.key().map(str::to_owned)).collect())
+        }
+    }
+
+    /// The media id used in the sample events under `events/`.
+    pub const SAMPLE_MEDIA_ID: &str = "019aa7c1e2f37b8c9d0e1f2a3b4c5d6e";
+
+    /// The owner (`sub`) in the sample API events.
+    pub const SAMPLE_OWNER: &str = "user-123";
+
+    /// A sample event from `events/<function>/<file>`, with the sample media id replaced.
+    pub fn sample_event(function: &str, file: &str, media_id: &str) -> Result<String, std::io::Error> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events").join(function).join(file);
+        Ok(std::fs::read_to_string(path)?.replace(SAMPLE_MEDIA_ID, media_id))
+    }
+
+    /// A file of the shared test corpus (`../shared/corpus` beside the repository, or
+    /// `MEDIA_CORPUS_DIR`).
+    pub fn corpus_file(name: &str) -> Result<Vec<u8>, std::io::Error> {
+        let dir = std::env::var("MEDIA_CORPUS_DIR").map(std::path::PathBuf::from).unwrap_or_else(|_| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus")
+        });
+        std::fs::read(dir.join(name))
     }
 }

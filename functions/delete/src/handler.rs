@@ -19,3 +19,25 @@ async fn delete(service: &MediaService, req: &Request) -> Result<(), ApiError> {
     let id = api::media_id_param(req)?;
     Ok(service.delete_media(&owner, &id).await?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use media_core::provision::testkit::{SAMPLE_OWNER, TestStack, corpus_file, sample_event};
+
+    #[tokio::test]
+    async fn the_sample_event_soft_deletes_once() -> Result<(), Box<dyn std::error::Error>> {
+        let stack = TestStack::new(&[]).await?;
+        let media = stack.upload(SAMPLE_OWNER, "image/jpeg", &corpus_file("Kodak_CX7530.jpg")?, true).await?;
+        let other = stack.upload("someone-else", "image/jpeg", &corpus_file("Kodak_CX7530.jpg")?, true).await?;
+        let event = |id: &str| sample_event("delete", "delete.json", id);
+
+        let Ok(resp) = handle(&stack.service, lambda_http::request::from_str(&event(other.media_id.as_str())?)?).await;
+        assert_eq!(resp.status(), 404, "another user's media");
+        let Ok(resp) = handle(&stack.service, lambda_http::request::from_str(&event(media.media_id.as_str())?)?).await;
+        assert_eq!(resp.status(), 204);
+        let Ok(resp) = handle(&stack.service, lambda_http::request::from_str(&event(media.media_id.as_str())?)?).await;
+        assert_eq!(resp.status(), 404, "already deleted");
+        Ok(())
+    }
+}
