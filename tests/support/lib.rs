@@ -1,1 +1,153 @@
+//! Support for the end-to-end tests: every test gets its own running system (API, event delivery)
+//! on its own bucket, table and queue of the emulator, and talks to it over HTTP as a client would.
 
+use std::time::{Duration, Instant};
+
+use media_core::provision::testkit::test_config;
+use media_dev::{App, Options, auth};
+use serde_json::{Value, json};
+
+/// Errors in tests carry their message; no test result depends on their type.
+pub type TestResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
+
+/// The local authorizer's secret in tests.
+pub const SECRET: &str = "e2e-secret";
+
+/// One running system and an HTTP client for it.
+pub struct TestApp {
+    /// The running system.
+    pub app: App,
+    /// The HTTP client.
+    pub http: reqwest::Client,
+}
+
+/// A response: status and JSON body (`Null` when empty).
+#[derive(Debug)]
+pub struct Reply {
+    /// HTTP status.
+    pub status: u16,
+    /// Parsed body.
+    pub body: Value,
+}
+
+/// Starts the system on fresh resources with `overrides` on the configuration.
+pub async fn spawn_app(overrides: &[(&str, &str)]) -> TestResult<TestApp> {
+    let config = test_config(overrides)?;
+    let options = Options {
+        port: 0,
+        jwt_secret: SECRET.to_owned(),
+        cleanup_interval: None,
+        cors_origins: vec!["*".to_owned()],
+    };
+    let app = App::start(config, options).await.map_err(|e| e.to_string())?;
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
+    Ok(TestApp { app, http })
+}
+
+/// A valid token for `user`.
+pub fn token(user: &str) -> String {
+    let now = time_now();
+    auth::sign(SECRET, user, now, now + 600)
+}
+
+/// Seconds since the epoch.
+pub fn time_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+/// A file of the shared corpus.
+pub fn corpus(name: &str) -> TestResult<Vec<u8>> {
+    Ok(media_core::provision::testkit::corpus_file(name)?)
+}
+
+async fn reply(resp: reqwest::Response) -> TestResult<Reply> {
+    let status = resp.status().as_u16();
+    let bytes = resp.bytes().await?;
+    let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes)? };
+    Ok(Reply { status, body })
+}
+
+impl TestApp {
+    fn api(&self, path: &str) -> String {
+        format!("{}{path}", self.app.url())
+    }
+
+    /// `POST /api/v1/upload/presign` with `body`, as `token`'s owner.
+    pub async fn presign(&self, token: Option<&str>, body: &Value) -> TestResult<Reply> {
+        let mut req = self.http.post(self.api("/api/v1/upload/presign")).json(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        reply(req.send().await?).await
+    }
+
+    /// Presigns `bytes` as `content_type` and PUTs them to the URL with the headers given.
+    /// Returns the presign response body.
+    pub async fn upload(&self, token: &str, filename: &str, content_type: &str, bytes: &[u8]) -> TestResult<Value> {
+        let presigned = self
+            .presign(Some(token), &json!({"filename": filename, "contentType": content_type, "size": bytes.len()}))
+            .await?;
+        assert_eq!(presigned.status, 200, "presign: {:?}", presigned.body);
+        let url = presigned.body["url"].as_str().ok_or("no url")?;
+        let mut put = self.http.put(url).body(bytes.to_vec());
+        for (name, value) in presigned.body["headers"].as_object().ok_or("no headers")? {
+            put = put.header(name, value.as_str().unwrap_or_default());
+        }
+        let status = put.send().await?.status();
+        assert!(status.is_success(), "PUT to the presigned URL: {status}");
+        Ok(presigned.body)
+    }
+
+    /// `GET /api/v1/upload/{id}`.
+    pub async fn get(&self, token: &str, id: &str) -> TestResult<Reply> {
+        reply(self.http.get(self.api(&format!("/api/v1/upload/{id}"))).bearer_auth(token).send().await?).await
+    }
+
+    /// `POST /api/v1/upload/confirm`.
+    pub async fn confirm(&self, token: &str, id: &str) -> TestResult<Reply> {
+        let req = self.http.post(self.api("/api/v1/upload/confirm")).bearer_auth(token).json(&json!({"mediaId": id}));
+        reply(req.send().await?).await
+    }
+
+    /// `DELETE /api/v1/upload/{id}`.
+    pub async fn delete(&self, token: &str, id: &str) -> TestResult<Reply> {
+        reply(self.http.delete(self.api(&format!("/api/v1/upload/{id}"))).bearer_auth(token).send().await?).await
+    }
+
+    /// Polls GET until the media leaves `pending` (at most 30 s, 150 polls) and returns it.
+    pub async fn wait_processed(&self, token: &str, id: &str) -> TestResult<Value> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for _ in 0..150 {
+            let r = self.get(token, id).await?;
+            if r.status == 200 && r.body["status"] != "pending" {
+                return Ok(r.body);
+            }
+            if Instant::now() > deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Err(format!("media {id} still pending after 30 s").into())
+    }
+
+    /// Downloads a URL; returns status and bytes.
+    pub async fn download(&self, url: &str) -> TestResult<(u16, Vec<u8>)> {
+        let resp = self.http.get(url).send().await?;
+        Ok((resp.status().as_u16(), resp.bytes().await?.to_vec()))
+    }
+
+    /// The keys of every object in this test's bucket.
+    pub async fn object_keys(&self) -> TestResult<Vec<String>> {
+        let out = self.app.stack.clients.s3.list_objects_v2().bucket(&self.app.service.config().bucket).send().await?;
+        Ok(out.contents().iter().filter_map(|o| o.key().map(str::to_owned)).collect())
+    }
+
+    /// The number of records in this test's table (a scan is fine for a test table).
+    pub async fn record_count(&self) -> TestResult<usize> {
+        let out = self.app.stack.clients.dynamodb.scan().table_name(&self.app.service.config().table).send().await?;
+        Ok(out.items().len())
+    }
+}
