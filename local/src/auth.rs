@@ -52,28 +52,40 @@ pub fn sign(secret: &str, sub: &str, iat: i64, exp: i64) -> String {
 /// API Gateway puts in `requestContext.authorizer.jwt.claims`).
 pub fn verify(secret: &str, token: &str, now: i64) -> Result<HashMap<String, String>, AuthError> {
     let mut parts = token.split('.');
-    let (Some(header), Some(claims), Some(sig), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(header), Some(claims), Some(sig), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(AuthError::Malformed);
     };
     let decode_json = |part: &str| -> Result<Value, AuthError> {
-        let bytes = URL_SAFE_NO_PAD.decode(part).map_err(|_| AuthError::Malformed)?;
+        let bytes = URL_SAFE_NO_PAD
+            .decode(part)
+            .map_err(|_| AuthError::Malformed)?;
         serde_json::from_slice(&bytes).map_err(|_| AuthError::Malformed)
     };
     if decode_json(header)?.get("alg").and_then(Value::as_str) != Some("HS256") {
         return Err(AuthError::Malformed);
     }
-    let sig = URL_SAFE_NO_PAD.decode(sig).map_err(|_| AuthError::Malformed)?;
+    let sig = URL_SAFE_NO_PAD
+        .decode(sig)
+        .map_err(|_| AuthError::Malformed)?;
     let mut m = mac(secret);
     m.update(format!("{header}.{claims}").as_bytes());
     m.verify_slice(&sig).map_err(|_| AuthError::BadSignature)?;
 
     let claims = decode_json(claims)?;
-    let exp = claims.get("exp").and_then(Value::as_i64).ok_or(AuthError::Expired)?;
+    let exp = claims
+        .get("exp")
+        .and_then(Value::as_i64)
+        .ok_or(AuthError::Expired)?;
     if exp <= now {
         return Err(AuthError::Expired);
     }
-    let sub = claims.get("sub").and_then(Value::as_str).filter(|s| !s.is_empty()).ok_or(AuthError::NoSubject)?;
+    let sub = claims
+        .get("sub")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .ok_or(AuthError::NoSubject)?;
     let mut out = HashMap::from([("sub".to_owned(), sub.to_owned())]);
     if let Some(obj) = claims.as_object() {
         for (k, v) in obj {
@@ -118,7 +130,11 @@ mod tests {
         tampered.insert(t.find('.').map_or(0, |i| i + 2), 'x');
         assert!(verify("s", &tampered, 150).is_err());
         // alg=none is refused outright.
-        let none = format!("{}.{}.", URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#), URL_SAFE_NO_PAD.encode(r#"{"sub":"a","exp":999}"#));
+        let none = format!(
+            "{}.{}.",
+            URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#),
+            URL_SAFE_NO_PAD.encode(r#"{"sub":"a","exp":999}"#)
+        );
         assert_eq!(verify("s", &none, 150), Err(AuthError::Malformed));
         assert_eq!(bearer(Some("Basic abc")), Err(AuthError::Missing));
         assert_eq!(bearer(Some("Bearer abc")), Ok("abc"));

@@ -52,7 +52,9 @@ impl Options {
             port: var("PORT").and_then(|p| p.parse().ok()).unwrap_or(3000),
             jwt_secret: var("LOCAL_JWT_SECRET").unwrap_or_else(|| auth::DEFAULT_SECRET.to_owned()),
             cleanup_interval: Some(Duration::from_secs(
-                var("CLEANUP_INTERVAL_SECONDS").and_then(|s| s.parse().ok()).unwrap_or(300),
+                var("CLEANUP_INTERVAL_SECONDS")
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(300),
             ))
             .filter(|d| !d.is_zero()),
             cors_origins: var("CORS_ALLOWED_ORIGINS")
@@ -94,12 +96,26 @@ impl App {
         });
         let mut tasks = vec![
             tokio::spawn(server::serve(listener, state, stopped.clone())),
-            tokio::spawn(worker::deliver_events(service.clone(), stack.clone(), stopped.clone())),
+            tokio::spawn(worker::deliver_events(
+                service.clone(),
+                stack.clone(),
+                stopped.clone(),
+            )),
         ];
         if let Some(interval) = options.cleanup_interval {
-            tasks.push(tokio::spawn(worker::cleanup_timer(service.clone(), interval, stopped)));
+            tasks.push(tokio::spawn(worker::cleanup_timer(
+                service.clone(),
+                interval,
+                stopped,
+            )));
         }
-        Ok(Self { addr, service, stack, stop, tasks })
+        Ok(Self {
+            addr,
+            service,
+            stack,
+            stop,
+            tasks,
+        })
     }
 
     /// The API's base URL.

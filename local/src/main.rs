@@ -14,13 +14,19 @@ const USAGE: &str = "usage:
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn")),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn")
+            }),
         )
         .with_writer(std::io::stderr)
         .init();
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    let result = match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         ["serve"] => serve().await,
         ["token", user] => token(user, 3600),
         ["token", user, "--ttl", ttl] => match ttl.parse() {
@@ -47,7 +53,8 @@ async fn main() -> ExitCode {
 type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 fn token(user: &str, ttl: i64) -> Result {
-    let secret = std::env::var("LOCAL_JWT_SECRET").unwrap_or_else(|_| auth::DEFAULT_SECRET.to_owned());
+    let secret =
+        std::env::var("LOCAL_JWT_SECRET").unwrap_or_else(|_| auth::DEFAULT_SECRET.to_owned());
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     println!("{}", auth::sign(&secret, user, now, now + ttl));
     Ok(())
@@ -57,7 +64,10 @@ async fn serve() -> Result {
     let config = local_config()?;
     let options = Options::from_env();
     let app = App::start(config, options).await?;
-    tracing::info!("media-dev ready: API on {} (GET /health); Ctrl-C to stop", app.url());
+    tracing::info!(
+        "media-dev ready: API on {} (GET /health); Ctrl-C to stop",
+        app.url()
+    );
     tokio::signal::ctrl_c().await?;
     tracing::info!("stopping");
     app.shutdown().await;
@@ -68,10 +78,16 @@ async fn cleanup() -> Result {
     let config = local_config()?;
     let stack = media_dev::stack::provision(&config).await?;
     let service = media_core::MediaService::with_clients(&config, &stack.clients);
-    let event = lambda_runtime::LambdaEvent::new(serde_json::Value::Null, lambda_runtime::Context::default());
-    let summary = tokio::time::timeout(Duration::from_secs(300), cleanup::handler::handle(&service, event))
-        .await?
-        .map_err(|e| e.error_message)?;
+    let event = lambda_runtime::LambdaEvent::new(
+        serde_json::Value::Null,
+        lambda_runtime::Context::default(),
+    );
+    let summary = tokio::time::timeout(
+        Duration::from_secs(300),
+        cleanup::handler::handle(&service, event),
+    )
+    .await?
+    .map_err(|e| e.error_message)?;
     println!("{}", serde_json::to_string(&summary)?);
     Ok(())
 }

@@ -43,12 +43,26 @@ enum Function {
 
 /// Matches a request to a function, its route key and path parameters.
 fn route(method: &Method, path: &str) -> Option<(Function, &'static str, Option<String>)> {
-    let id = path.strip_prefix("/api/v1/upload/").filter(|rest| !rest.is_empty() && !rest.contains('/'));
+    let id = path
+        .strip_prefix("/api/v1/upload/")
+        .filter(|rest| !rest.is_empty() && !rest.contains('/'));
     match (method.as_str(), path, id) {
-        ("POST", "/api/v1/upload/presign", _) => Some((Function::Presign, "POST /api/v1/upload/presign", None)),
-        ("POST", "/api/v1/upload/confirm", _) => Some((Function::Confirm, "POST /api/v1/upload/confirm", None)),
-        ("GET", _, Some(id)) => Some((Function::Get, "GET /api/v1/upload/{mediaId}", Some(id.to_owned()))),
-        ("DELETE", _, Some(id)) => Some((Function::Delete, "DELETE /api/v1/upload/{mediaId}", Some(id.to_owned()))),
+        ("POST", "/api/v1/upload/presign", _) => {
+            Some((Function::Presign, "POST /api/v1/upload/presign", None))
+        }
+        ("POST", "/api/v1/upload/confirm", _) => {
+            Some((Function::Confirm, "POST /api/v1/upload/confirm", None))
+        }
+        ("GET", _, Some(id)) => Some((
+            Function::Get,
+            "GET /api/v1/upload/{mediaId}",
+            Some(id.to_owned()),
+        )),
+        ("DELETE", _, Some(id)) => Some((
+            Function::Delete,
+            "DELETE /api/v1/upload/{mediaId}",
+            Some(id.to_owned()),
+        )),
         _ => None,
     }
 }
@@ -64,7 +78,10 @@ pub async fn serve(listener: TcpListener, state: Arc<ApiState>, mut stop: watch:
         let state = Arc::clone(&state);
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req| handle(Arc::clone(&state), req));
-            if let Err(e) = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await {
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .await
+            {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
         });
@@ -73,16 +90,29 @@ pub async fn serve(listener: TcpListener, state: Arc<ApiState>, mut stop: watch:
 
 type HttpResponse = hyper::Response<Full<Bytes>>;
 
-async fn handle(state: Arc<ApiState>, req: hyper::Request<Incoming>) -> Result<HttpResponse, Infallible> {
-    let origin = req.headers().get(http::header::ORIGIN).and_then(|v| v.to_str().ok()).map(str::to_owned);
+async fn handle(
+    state: Arc<ApiState>,
+    req: hyper::Request<Incoming>,
+) -> Result<HttpResponse, Infallible> {
+    let origin = req
+        .headers()
+        .get(http::header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let mut resp = dispatch(&state, req).await;
     if let Some(origin) = origin.filter(|o| state.cors_origins.iter().any(|a| a == "*" || a == o))
         && let Ok(v) = HeaderValue::from_str(&origin)
     {
         let h = resp.headers_mut();
         h.insert("access-control-allow-origin", v);
-        h.insert("access-control-allow-headers", HeaderValue::from_static("authorization,content-type,uppy-versions"));
-        h.insert("access-control-allow-methods", HeaderValue::from_static("GET,POST,DELETE,OPTIONS"));
+        h.insert(
+            "access-control-allow-headers",
+            HeaderValue::from_static("authorization,content-type,uppy-versions"),
+        );
+        h.insert(
+            "access-control-allow-methods",
+            HeaderValue::from_static("GET,POST,DELETE,OPTIONS"),
+        );
         h.insert("access-control-max-age", HeaderValue::from_static("600"));
         h.insert("vary", HeaderValue::from_static("origin"));
     }
@@ -92,8 +122,12 @@ async fn handle(state: Arc<ApiState>, req: hyper::Request<Incoming>) -> Result<H
 fn error(e: ApiError) -> HttpResponse {
     let body = json!({ "error": { "code": e.code, "message": e.message } }).to_string();
     let mut resp = hyper::Response::new(Full::new(Bytes::from(body)));
-    *resp.status_mut() = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    resp.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    *resp.status_mut() =
+        StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     resp
 }
 
@@ -107,31 +141,58 @@ async fn dispatch(state: &ApiState, req: hyper::Request<Incoming>) -> HttpRespon
     }
     if parts.method == Method::GET && path == "/health" {
         let mut resp = hyper::Response::new(Full::new(Bytes::from_static(br#"{"status":"ok"}"#)));
-        resp.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        resp.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         return resp;
     }
     let Some((function, route_key, media_id)) = route(&parts.method, &path) else {
-        return error(ApiError::new(404, "route_not_found", format!("no route for {} {path}", parts.method)));
+        return error(ApiError::new(
+            404,
+            "route_not_found",
+            format!("no route for {} {path}", parts.method),
+        ));
     };
 
     // The JWT authorizer runs before any function, as in API Gateway.
-    let auth_header = parts.headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let auth_header = parts
+        .headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let claims = match auth::bearer(auth_header).and_then(|t| auth::verify(&state.jwt_secret, t, now)) {
-        Ok(c) => c,
-        Err(e) => return error(ApiError::new(401, "unauthorized", format!("a valid bearer token is required: {e}"))),
-    };
+    let claims =
+        match auth::bearer(auth_header).and_then(|t| auth::verify(&state.jwt_secret, t, now)) {
+            Ok(c) => c,
+            Err(e) => {
+                return error(ApiError::new(
+                    401,
+                    "unauthorized",
+                    format!("a valid bearer token is required: {e}"),
+                ));
+            }
+        };
 
     let body = match Limited::new(body, MAX_BODY).collect().await {
         Ok(b) => b.to_bytes(),
-        Err(_) => return error(ApiError::new(413, "too_large", "the request body is too large")),
+        Err(_) => {
+            return error(ApiError::new(
+                413,
+                "too_large",
+                "the request body is too large",
+            ));
+        }
     };
     let event = api_gateway_event(&parts, route_key, media_id.as_deref(), &claims, &body);
     let request = match lambda_http::request::from_str(&event.to_string()) {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(error = %e, "could not build the API Gateway event");
-            return error(ApiError::new(500, "internal", "the request could not be completed"));
+            return error(ApiError::new(
+                500,
+                "internal",
+                "the request could not be completed",
+            ));
         }
     };
     let service = &state.service;
@@ -217,11 +278,23 @@ mod tests {
 
     #[test]
     fn routes_match_the_template() {
-        let r = |m: Method, p: &str| route(&m, p).map(|(f, k, id)| (f, k, id));
-        assert_eq!(r(Method::POST, "/api/v1/upload/presign").map(|x| x.0), Some(Function::Presign));
-        assert_eq!(r(Method::POST, "/api/v1/upload/confirm").map(|x| x.0), Some(Function::Confirm));
-        assert_eq!(r(Method::GET, "/api/v1/upload/abc").map(|x| (x.0, x.2)), Some((Function::Get, Some("abc".into()))));
-        assert_eq!(r(Method::DELETE, "/api/v1/upload/abc").map(|x| x.0), Some(Function::Delete));
+        let r = |m: Method, p: &str| route(&m, p);
+        assert_eq!(
+            r(Method::POST, "/api/v1/upload/presign").map(|x| x.0),
+            Some(Function::Presign)
+        );
+        assert_eq!(
+            r(Method::POST, "/api/v1/upload/confirm").map(|x| x.0),
+            Some(Function::Confirm)
+        );
+        assert_eq!(
+            r(Method::GET, "/api/v1/upload/abc").map(|x| (x.0, x.2)),
+            Some((Function::Get, Some("abc".into())))
+        );
+        assert_eq!(
+            r(Method::DELETE, "/api/v1/upload/abc").map(|x| x.0),
+            Some(Function::Delete)
+        );
         assert!(r(Method::GET, "/api/v1/upload/").is_none());
         assert!(r(Method::GET, "/api/v1/upload/a/b").is_none());
         assert!(r(Method::PUT, "/api/v1/upload/presign").is_none());

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use aws_sdk_s3::types::{
-    Event, FilterRule, FilterRuleName, NotificationConfiguration, NotificationConfigurationFilter, QueueConfiguration,
-    S3KeyFilter,
+    Event, FilterRule, FilterRuleName, NotificationConfiguration, NotificationConfigurationFilter,
+    QueueConfiguration, S3KeyFilter,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 use media_core::Config;
@@ -23,8 +23,13 @@ pub struct LocalStack {
     pub queue_url: String,
 }
 
-fn failed(step: &str) -> impl FnOnce(Box<dyn std::error::Error + Send + Sync>) -> ProvisionError + '_ {
-    move |source| ProvisionError { step: step.to_owned(), source }
+fn failed(
+    step: &str,
+) -> impl FnOnce(Box<dyn std::error::Error + Send + Sync>) -> ProvisionError + '_ {
+    move |source| ProvisionError {
+        step: step.to_owned(),
+        source,
+    }
 }
 
 /// Waits (bounded) for the emulator, then creates everything `config` names.
@@ -76,7 +81,10 @@ pub async fn provision(config: &Config) -> Result<LocalStack, ProvisionError> {
         .ok_or_else(|| failed("read the queue ARN")("no QueueArn attribute".into()))?;
 
     let build = |e: aws_sdk_s3::error::BuildError| failed("describe the notification")(Box::new(e));
-    let prefix_rule = FilterRule::builder().name(FilterRuleName::Prefix).value(&config.upload_prefix).build();
+    let prefix_rule = FilterRule::builder()
+        .name(FilterRuleName::Prefix)
+        .value(&config.upload_prefix)
+        .build();
     let queue_config = QueueConfiguration::builder()
         .queue_arn(queue_arn)
         .events(Event::S3ObjectCreated)
@@ -91,10 +99,18 @@ pub async fn provision(config: &Config) -> Result<LocalStack, ProvisionError> {
         .s3
         .put_bucket_notification_configuration()
         .bucket(&config.bucket)
-        .notification_configuration(NotificationConfiguration::builder().queue_configurations(queue_config).build())
+        .notification_configuration(
+            NotificationConfiguration::builder()
+                .queue_configurations(queue_config)
+                .build(),
+        )
         .send()
         .await
         .map_err(|e| failed("connect the bucket to the queue")(Box::new(e)))?;
 
-    Ok(LocalStack { clients, sqs, queue_url })
+    Ok(LocalStack {
+        clients,
+        sqs,
+        queue_url,
+    })
 }

@@ -16,7 +16,11 @@ const MAX_ATTEMPTS: u32 = 3;
 
 /// Polls the queue until `stop` flips, handing each event to the process handler. A failed event is
 /// left on the queue and comes back after the visibility timeout, up to [`MAX_ATTEMPTS`] times.
-pub async fn deliver_events(service: MediaService, stack: LocalStack, mut stop: watch::Receiver<bool>) {
+pub async fn deliver_events(
+    service: MediaService,
+    stack: LocalStack,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
         if *stop.borrow() {
             return;
@@ -47,7 +51,8 @@ pub async fn deliver_events(service: MediaService, stack: LocalStack, mut stop: 
                 .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
                 .and_then(|n| n.parse().ok())
                 .unwrap_or(1);
-            let payload: Value = serde_json::from_str(message.body().unwrap_or("null")).unwrap_or(Value::Null);
+            let payload: Value =
+                serde_json::from_str(message.body().unwrap_or("null")).unwrap_or(Value::Null);
             let event = LambdaEvent::new(payload, Context::default());
             let done = match process::handler::handle(&service, event).await {
                 Ok(report) => {
@@ -63,17 +68,28 @@ pub async fn deliver_events(service: MediaService, stack: LocalStack, mut stop: 
                     false
                 }
             };
-            if done && let Some(handle) = message.receipt_handle() {
-                if let Err(e) = stack.sqs.delete_message().queue_url(&stack.queue_url).receipt_handle(handle).send().await {
-                    tracing::warn!(error = %e, "could not delete a handled event");
-                }
+            if done
+                && let Some(handle) = message.receipt_handle()
+                && let Err(e) = stack
+                    .sqs
+                    .delete_message()
+                    .queue_url(&stack.queue_url)
+                    .receipt_handle(handle)
+                    .send()
+                    .await
+            {
+                tracing::warn!(error = %e, "could not delete a handled event");
             }
         }
     }
 }
 
 /// Runs the cleanup handler every `interval` until `stop` flips.
-pub async fn cleanup_timer(service: MediaService, interval: Duration, mut stop: watch::Receiver<bool>) {
+pub async fn cleanup_timer(
+    service: MediaService,
+    interval: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut ticker = tokio::time::interval(interval);
     ticker.tick().await; // the first tick is immediate: wait a full interval first
     loop {

@@ -23,11 +23,19 @@ pub struct ApiError {
 impl ApiError {
     /// An error with this status, code and message.
     pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into() }
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
     }
 
     fn internal() -> Self {
-        Self::new(500, "internal", "the request could not be completed; try again")
+        Self::new(
+            500,
+            "internal",
+            "the request could not be completed; try again",
+        )
     }
 
     /// The response `{ "error": { "code", "message" } }`.
@@ -55,7 +63,9 @@ impl From<MediaError> for ApiError {
     fn from(e: MediaError) -> Self {
         match e {
             MediaError::NotFound => Self::new(404, "not_found", "no such media"),
-            MediaError::NotUploaded => Self::new(409, "not_uploaded", "the file has not been uploaded yet"),
+            MediaError::NotUploaded => {
+                Self::new(409, "not_uploaded", "the file has not been uploaded yet")
+            }
             MediaError::Store(_) | MediaError::Repo(_) => {
                 error!(error = %e, cause = ?e, "media request failed");
                 Self::internal()
@@ -68,10 +78,16 @@ impl From<MediaError> for ApiError {
 pub fn json_response<T: Serialize>(status: u16, body: &T) -> Response<Body> {
     let text = serde_json::to_string(body).unwrap_or_else(|_| "{}".to_owned());
     let mut resp = Response::new(Body::Text(text));
-    *resp.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
-    resp.headers_mut()
-        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
-    resp.headers_mut().insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
+    *resp.status_mut() =
+        http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    resp.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
     resp
 }
 
@@ -114,10 +130,18 @@ pub fn media_id_param(req: &Request) -> Result<MediaId, ApiError> {
 pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
     let bytes: &[u8] = req.body().as_ref();
     if bytes.is_empty() {
-        return Err(ApiError::new(400, "invalid_request", "a JSON body is required"));
+        return Err(ApiError::new(
+            400,
+            "invalid_request",
+            "a JSON body is required",
+        ));
     }
     serde_json::from_slice(bytes).map_err(|e| {
         warn!(error = %e, "bad request body");
-        ApiError::new(400, "invalid_request", format!("the body is not valid JSON for this request: {e}"))
+        ApiError::new(
+            400,
+            "invalid_request",
+            format!("the body is not valid JSON for this request: {e}"),
+        )
     })
 }

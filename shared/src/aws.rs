@@ -12,12 +12,12 @@ use time::OffsetDateTime;
 
 use crate::config::Config;
 use crate::domain::{
-    ContentType, ImageMetadata, Media, MediaId, MediaStatus, ObjectKey, OwnerId, Rejection, StoredDerivative,
-    format_time, parse_time,
+    ContentType, ImageMetadata, Media, MediaId, MediaStatus, ObjectKey, OwnerId, Rejection,
+    StoredDerivative, format_time, parse_time,
 };
 use crate::ports::{
-    CleanupQueue, Fetched, MediaRepository, ObjectInfo, ObjectStore, PresignedRequest, RepoError, StoreError,
-    Transition,
+    CleanupQueue, Fetched, MediaRepository, ObjectInfo, ObjectStore, PresignedRequest, RepoError,
+    StoreError, Transition,
 };
 
 /// Name of the index that lists an owner's media newest first.
@@ -45,7 +45,10 @@ impl AwsClients {
                 aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
             ))
             .build_https();
-        let sdk_config = aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http).load().await;
+        let sdk_config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(http)
+            .load()
+            .await;
         let s3_config = aws_sdk_s3::config::Builder::from(&sdk_config)
             .force_path_style(config.s3_force_path_style)
             // Without this, presigned PUT URLs carry a checksum of an empty body and uploads fail.
@@ -60,8 +63,14 @@ impl AwsClients {
     }
 }
 
-fn store_err(operation: &'static str, e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
-    StoreError { operation, source: Box::new(e) }
+fn store_err(
+    operation: &'static str,
+    e: impl std::error::Error + Send + Sync + 'static,
+) -> StoreError {
+    StoreError {
+        operation,
+        source: Box::new(e),
+    }
 }
 
 /// [`ObjectStore`] on Amazon S3.
@@ -74,7 +83,10 @@ pub struct S3ObjectStore {
 impl S3ObjectStore {
     /// The store for `bucket`.
     pub fn new(client: aws_sdk_s3::Client, bucket: impl Into<String>) -> Self {
-        Self { client, bucket: bucket.into() }
+        Self {
+            client,
+            bucket: bucket.into(),
+        }
     }
 }
 
@@ -87,7 +99,8 @@ impl ObjectStore for S3ObjectStore {
         length: u64,
         expires_in: Duration,
     ) -> Result<PresignedRequest, StoreError> {
-        let presigning = PresigningConfig::expires_in(expires_in).map_err(|e| store_err("presign a PUT", e))?;
+        let presigning =
+            PresigningConfig::expires_in(expires_in).map_err(|e| store_err("presign a PUT", e))?;
         let length = i64::try_from(length).map_err(|e| store_err("presign a PUT", e))?;
         let req = self
             .client
@@ -105,11 +118,20 @@ impl ObjectStore for S3ObjectStore {
             .filter(|(name, _)| !name.eq_ignore_ascii_case("content-length"))
             .map(|(k, v)| (canonical_header(k), v.to_owned()))
             .collect();
-        Ok(PresignedRequest { method: "PUT", url: req.uri().to_owned(), headers })
+        Ok(PresignedRequest {
+            method: "PUT",
+            url: req.uri().to_owned(),
+            headers,
+        })
     }
 
-    async fn presign_get(&self, key: &ObjectKey, expires_in: Duration) -> Result<String, StoreError> {
-        let presigning = PresigningConfig::expires_in(expires_in).map_err(|e| store_err("presign a GET", e))?;
+    async fn presign_get(
+        &self,
+        key: &ObjectKey,
+        expires_in: Duration,
+    ) -> Result<String, StoreError> {
+        let presigning =
+            PresigningConfig::expires_in(expires_in).map_err(|e| store_err("presign a GET", e))?;
         let req = self
             .client
             .get_object()
@@ -122,31 +144,64 @@ impl ObjectStore for S3ObjectStore {
     }
 
     async fn head(&self, key: &ObjectKey) -> Result<Option<u64>, StoreError> {
-        match self.client.head_object().bucket(&self.bucket).key(key.as_str()).send().await {
-            Ok(out) => Ok(Some(out.content_length().and_then(|l| u64::try_from(l).ok()).unwrap_or(0))),
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .send()
+            .await
+        {
+            Ok(out) => Ok(Some(
+                out.content_length()
+                    .and_then(|l| u64::try_from(l).ok())
+                    .unwrap_or(0),
+            )),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
             Err(e) => Err(store_err("read object metadata", e)),
         }
     }
 
     async fn fetch(&self, key: &ObjectKey, max_bytes: u64) -> Result<Fetched, StoreError> {
-        let out = match self.client.get_object().bucket(&self.bucket).key(key.as_str()).send().await {
+        let out = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .send()
+            .await
+        {
             Ok(out) => out,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(Fetched::Missing),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
+                return Ok(Fetched::Missing);
+            }
             Err(e) => return Err(store_err("read an object", e)),
         };
-        let size = out.content_length().and_then(|l| u64::try_from(l).ok()).unwrap_or(0);
+        let size = out
+            .content_length()
+            .and_then(|l| u64::try_from(l).ok())
+            .unwrap_or(0);
         if size > max_bytes {
             return Ok(Fetched::TooLarge(size));
         }
-        let bytes = out.body.collect().await.map_err(|e| store_err("read an object body", e))?.into_bytes();
+        let bytes = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| store_err("read an object body", e))?
+            .into_bytes();
         if bytes.len() as u64 > max_bytes {
             return Ok(Fetched::TooLarge(bytes.len() as u64));
         }
         Ok(Fetched::Bytes(bytes.to_vec()))
     }
 
-    async fn put(&self, key: &ObjectKey, bytes: Vec<u8>, content_type: &str) -> Result<(), StoreError> {
+    async fn put(
+        &self,
+        key: &ObjectKey,
+        bytes: Vec<u8>,
+        content_type: &str,
+    ) -> Result<(), StoreError> {
         self.client
             .put_object()
             .bucket(&self.bucket)
@@ -188,7 +243,10 @@ impl ObjectStore for S3ObjectStore {
             for obj in page.contents() {
                 if let Some(key) = obj.key() {
                     let size = obj.size().and_then(|s| u64::try_from(s).ok()).unwrap_or(0);
-                    found.push(ObjectInfo { key: ObjectKey::from_raw(key), size });
+                    found.push(ObjectInfo {
+                        key: ObjectKey::from_raw(key),
+                        size,
+                    });
                 }
             }
             token = page.next_continuation_token().map(str::to_owned);
@@ -218,7 +276,10 @@ pub struct DynamoMediaRepository {
 impl DynamoMediaRepository {
     /// The repository on `table`.
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into() }
+        Self {
+            client,
+            table: table.into(),
+        }
     }
 
     /// Runs a conditional update of `id`, mapping a failed condition to [`Transition::Conflict`].
@@ -243,10 +304,16 @@ impl DynamoMediaRepository {
         }
         match req.send().await {
             Ok(_) => Ok(Transition::Applied),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
                 Ok(Transition::Conflict)
             }
-            Err(e) => Err(RepoError::Backend { operation, source: Box::new(e) }),
+            Err(e) => Err(RepoError::Backend {
+                operation,
+                source: Box::new(e),
+            }),
         }
     }
 }
@@ -299,15 +366,31 @@ fn to_item(m: &Media) -> HashMap<String, AttributeValue> {
 }
 
 fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Media, RepoError> {
-    let id_text = item.get("id").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
-    let bad = |reason: String| RepoError::Malformed { id: id_text.clone(), reason };
-    let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str);
+    let id_text = item
+        .get("id")
+        .and_then(|v| v.as_s().ok())
+        .cloned()
+        .unwrap_or_default();
+    let bad = |reason: String| RepoError::Malformed {
+        id: id_text.clone(),
+        reason,
+    };
+    let text = |name: &str| {
+        item.get(name)
+            .and_then(|v| v.as_s().ok())
+            .map(String::as_str)
+    };
     let req = |name: &str| text(name).ok_or_else(|| bad(format!("missing {name}")));
     let time_of = |name: &str| -> Result<Option<OffsetDateTime>, RepoError> {
-        text(name).map(parse_time).transpose().map_err(|e| bad(e.to_string()))
+        text(name)
+            .map(parse_time)
+            .transpose()
+            .map_err(|e| bad(e.to_string()))
     };
     fn parse_json<T: serde::de::DeserializeOwned>(raw: Option<&str>) -> Result<Option<T>, String> {
-        raw.map(serde_json::from_str).transpose().map_err(|e| e.to_string())
+        raw.map(serde_json::from_str)
+            .transpose()
+            .map_err(|e| e.to_string())
     }
     Ok(Media {
         id: MediaId::parse(&id_text).map_err(|e| bad(e.to_string()))?,
@@ -326,12 +409,16 @@ fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Media, RepoError>
         expires_at: time_of("expiresAt")?,
         deleted_at: time_of("deletedAt")?,
         metadata: parse_json(text("metadata")).map_err(bad)?,
-        derivatives: parse_json::<BTreeMap<String, StoredDerivative>>(text("derivatives")).map_err(bad)?.unwrap_or_default(),
+        derivatives: parse_json::<BTreeMap<String, StoredDerivative>>(text("derivatives"))
+            .map_err(bad)?
+            .unwrap_or_default(),
         rejection: parse_json(text("rejection")).map_err(bad)?,
     })
 }
 
-fn backend(operation: &'static str) -> impl FnOnce(Box<dyn std::error::Error + Send + Sync>) -> RepoError {
+fn backend(
+    operation: &'static str,
+) -> impl FnOnce(Box<dyn std::error::Error + Send + Sync>) -> RepoError {
     move |source| RepoError::Backend { operation, source }
 }
 
@@ -401,7 +488,12 @@ impl MediaRepository for DynamoMediaRepository {
         .await
     }
 
-    async fn mark_rejected(&self, id: &MediaId, rejection: &Rejection, now: OffsetDateTime) -> Result<Transition, RepoError> {
+    async fn mark_rejected(
+        &self,
+        id: &MediaId,
+        rejection: &Rejection,
+        now: OffsetDateTime,
+    ) -> Result<Transition, RepoError> {
         self.transition(
             "mark media rejected",
             id,
@@ -417,7 +509,12 @@ impl MediaRepository for DynamoMediaRepository {
         .await
     }
 
-    async fn soft_delete(&self, id: &MediaId, owner: &OwnerId, now: OffsetDateTime) -> Result<Transition, RepoError> {
+    async fn soft_delete(
+        &self,
+        id: &MediaId,
+        owner: &OwnerId,
+        now: OffsetDateTime,
+    ) -> Result<Transition, RepoError> {
         self.transition(
             "soft-delete media",
             id,
@@ -467,14 +564,22 @@ impl MediaRepository for DynamoMediaRepository {
             .await;
         match result {
             Ok(_) => Ok(Transition::Applied),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
                 Ok(Transition::Conflict)
             }
             Err(e) => Err(backend("remove a media record")(Box::new(e))),
         }
     }
 
-    async fn due(&self, queue: CleanupQueue, due: OffsetDateTime, limit: usize) -> Result<Vec<Media>, RepoError> {
+    async fn due(
+        &self,
+        queue: CleanupQueue,
+        due: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<Media>, RepoError> {
         let mut found = Vec::new();
         let mut start = None;
         loop {
@@ -487,7 +592,9 @@ impl MediaRepository for DynamoMediaRepository {
                 .expression_attribute_values(":q", s(queue.as_str()))
                 .expression_attribute_values(":due", s(format_time(due)))
                 .set_exclusive_start_key(start)
-                .limit(i32::try_from(limit.saturating_sub(found.len()).clamp(1, 1000)).unwrap_or(1000))
+                .limit(
+                    i32::try_from(limit.saturating_sub(found.len()).clamp(1, 1000)).unwrap_or(1000),
+                )
                 .send()
                 .await
                 .map_err(|e| backend("query cleanup work")(Box::new(e)))?;

@@ -115,18 +115,29 @@ impl Config {
 
     /// Reads the configuration through `lookup` (the environment, or a map in tests).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &'static str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let get = |name: &'static str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
         let required = |name: &'static str| get(name).ok_or(ConfigError::Missing(name));
         let number = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
             get(name).map_or(Ok(default), |v| {
-                v.parse().map_err(|e| ConfigError::Invalid { name, reason: format!("{v:?}: {e}") })
+                v.parse().map_err(|e| ConfigError::Invalid {
+                    name,
+                    reason: format!("{v:?}: {e}"),
+                })
             })
         };
-        let seconds = |name: &'static str, default: u64| number(name, default).map(Duration::from_secs);
+        let seconds =
+            |name: &'static str, default: u64| number(name, default).map(Duration::from_secs);
         let prefix = |name: &'static str, default: &str| -> Result<String, ConfigError> {
             let p = get(name).unwrap_or_else(|| default.to_owned());
             if p.starts_with('/') || !p.ends_with('/') {
-                return Err(ConfigError::Invalid { name, reason: "must end with '/' and not start with it".into() });
+                return Err(ConfigError::Invalid {
+                    name,
+                    reason: "must end with '/' and not start with it".into(),
+                });
             }
             Ok(p)
         };
@@ -136,8 +147,10 @@ impl Config {
             Some(v) => v
                 .split(',')
                 .map(|t| {
-                    ContentType::parse(t)
-                        .map_err(|e| ConfigError::Invalid { name: "ALLOWED_TYPES", reason: e.to_string() })
+                    ContentType::parse(t).map_err(|e| ConfigError::Invalid {
+                        name: "ALLOWED_TYPES",
+                        reason: e.to_string(),
+                    })
                 })
                 .collect::<Result<_, _>>()?,
         };
@@ -154,7 +167,11 @@ impl Config {
                 })?,
         };
 
-        let thumbnail_format = match get("THUMBNAIL_FORMAT").as_deref().map(str::to_ascii_lowercase).as_deref() {
+        let thumbnail_format = match get("THUMBNAIL_FORMAT")
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             None | Some("webp") => ThumbnailFormat::Webp,
             Some("jpeg" | "jpg") => ThumbnailFormat::Jpeg,
             Some("png") => ThumbnailFormat::Png,
@@ -173,42 +190,71 @@ impl Config {
             derivatives_prefix: prefix("DERIVATIVES_PREFIX", "derivatives/")?,
             max_file_size: number("MAX_FILE_SIZE", 5 * 1024 * 1024)?,
             max_total_size: number("MAX_TOTAL_SIZE", 20 * 1024 * 1024)?,
-            max_files_per_request: usize::try_from(number("MAX_FILES_PER_REQUEST", 10)?).unwrap_or(usize::MAX),
+            max_files_per_request: usize::try_from(number("MAX_FILES_PER_REQUEST", 10)?)
+                .unwrap_or(usize::MAX),
             allowed_types,
             presign_expiry: seconds("PRESIGN_EXPIRY_SECONDS", 900)?,
             pending_ttl: seconds("PENDING_TTL_SECONDS", 3600)?,
             download_url_expiry: seconds("DOWNLOAD_URL_EXPIRY_SECONDS", 900)?,
             cdn_base_url: get("CDN_BASE_URL").map(|u| u.trim_end_matches('/').to_owned()),
             cleanup_grace_period: Duration::from_secs_f64(grace_hours * 3600.0),
-            cleanup_batch_limit: usize::try_from(number("CLEANUP_BATCH_LIMIT", 1000)?).unwrap_or(usize::MAX),
+            cleanup_batch_limit: usize::try_from(number("CLEANUP_BATCH_LIMIT", 1000)?)
+                .unwrap_or(usize::MAX),
             max_image_pixels: number("MAX_IMAGE_PIXELS", 50_000_000)?,
             max_image_side: u32::try_from(number("MAX_IMAGE_SIDE", 16384)?).unwrap_or(u32::MAX),
-            thumbnail_sizes: parse_sizes(get("THUMBNAIL_SIZES").as_deref().unwrap_or("small:150,medium:400,large:800"))?,
+            thumbnail_sizes: parse_sizes(
+                get("THUMBNAIL_SIZES")
+                    .as_deref()
+                    .unwrap_or("small:150,medium:400,large:800"),
+            )?,
             thumbnail_format,
-            thumbnail_quality: u8::try_from(number("THUMBNAIL_QUALITY", 80)?.clamp(1, 100)).unwrap_or(80),
-            s3_force_path_style: matches!(get("S3_FORCE_PATH_STYLE").as_deref(), Some("1" | "true" | "TRUE" | "yes")),
+            thumbnail_quality: u8::try_from(number("THUMBNAIL_QUALITY", 80)?.clamp(1, 100))
+                .unwrap_or(80),
+            s3_force_path_style: matches!(
+                get("S3_FORCE_PATH_STYLE").as_deref(),
+                Some("1" | "true" | "TRUE" | "yes")
+            ),
         };
         config.check()
     }
 
     fn check(self) -> Result<Self, ConfigError> {
-        let invalid = |name, reason: &str| Err(ConfigError::Invalid { name, reason: reason.into() });
-        if self.upload_prefix.starts_with(&self.derivatives_prefix) || self.derivatives_prefix.starts_with(&self.upload_prefix) {
+        let invalid = |name, reason: &str| {
+            Err(ConfigError::Invalid {
+                name,
+                reason: reason.into(),
+            })
+        };
+        if self.upload_prefix.starts_with(&self.derivatives_prefix)
+            || self.derivatives_prefix.starts_with(&self.upload_prefix)
+        {
             // Derivatives inside the trigger's prefix would make the process function trigger itself.
             return invalid("DERIVATIVES_PREFIX", "must not overlap UPLOAD_PREFIX");
         }
         if self.max_file_size == 0 {
             return invalid("MAX_FILE_SIZE", "must be positive");
         }
-        if self.presign_expiry.is_zero() || self.presign_expiry > Duration::from_secs(7 * 24 * 3600) {
-            return invalid("PRESIGN_EXPIRY_SECONDS", "must be between 1 and 604800 (S3's limit)");
+        if self.presign_expiry.is_zero() || self.presign_expiry > Duration::from_secs(7 * 24 * 3600)
+        {
+            return invalid(
+                "PRESIGN_EXPIRY_SECONDS",
+                "must be between 1 and 604800 (S3's limit)",
+            );
         }
-        if self.download_url_expiry.is_zero() || self.download_url_expiry > Duration::from_secs(7 * 24 * 3600) {
-            return invalid("DOWNLOAD_URL_EXPIRY_SECONDS", "must be between 1 and 604800 (S3's limit)");
+        if self.download_url_expiry.is_zero()
+            || self.download_url_expiry > Duration::from_secs(7 * 24 * 3600)
+        {
+            return invalid(
+                "DOWNLOAD_URL_EXPIRY_SECONDS",
+                "must be between 1 and 604800 (S3's limit)",
+            );
         }
         if self.pending_ttl < self.presign_expiry {
             // Otherwise cleanup could expire a record whose upload URL still works.
-            return invalid("PENDING_TTL_SECONDS", "must be at least PRESIGN_EXPIRY_SECONDS");
+            return invalid(
+                "PENDING_TTL_SECONDS",
+                "must be at least PRESIGN_EXPIRY_SECONDS",
+            );
         }
         if self.allowed_types.is_empty() {
             return invalid("ALLOWED_TYPES", "must name at least one type");
@@ -218,22 +264,37 @@ impl Config {
 }
 
 fn parse_sizes(spec: &str) -> Result<Vec<ThumbnailSize>, ConfigError> {
-    let invalid = |reason: String| ConfigError::Invalid { name: "THUMBNAIL_SIZES", reason };
+    let invalid = |reason: String| ConfigError::Invalid {
+        name: "THUMBNAIL_SIZES",
+        reason,
+    };
     let mut sizes = Vec::new();
     for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (name, size) = part.split_once(':').ok_or_else(|| invalid(format!("{part:?} is not name:size")))?;
+        let (name, size) = part
+            .split_once(':')
+            .ok_or_else(|| invalid(format!("{part:?} is not name:size")))?;
         let name = name.trim();
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
             return Err(invalid(format!("bad name {name:?}")));
         }
-        let size: u32 = size.trim().parse().map_err(|_| invalid(format!("bad size in {part:?}")))?;
+        let size: u32 = size
+            .trim()
+            .parse()
+            .map_err(|_| invalid(format!("bad size in {part:?}")))?;
         if !(1..=4096).contains(&size) {
             return Err(invalid(format!("size {size} is not within 1..=4096")));
         }
         if sizes.iter().any(|s: &ThumbnailSize| s.name == name) {
             return Err(invalid(format!("duplicate name {name:?}")));
         }
-        sizes.push(ThumbnailSize { name: name.to_owned(), size });
+        sizes.push(ThumbnailSize {
+            name: name.to_owned(),
+            size,
+        });
     }
     if sizes.is_empty() {
         return Err(invalid("no sizes".into()));
@@ -247,7 +308,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_lookup(|k| map.get(k).cloned())
     }
 
@@ -257,7 +321,11 @@ mod tests {
         assert_eq!(c.max_file_size, 5 * 1024 * 1024);
         assert_eq!(c.presign_expiry, Duration::from_secs(900));
         assert_eq!(c.cleanup_grace_period, Duration::from_secs(24 * 3600));
-        let sizes: Vec<_> = c.thumbnail_sizes.iter().map(|s| (s.name.as_str(), s.size)).collect();
+        let sizes: Vec<_> = c
+            .thumbnail_sizes
+            .iter()
+            .map(|s| (s.name.as_str(), s.size))
+            .collect();
         assert_eq!(sizes, [("small", 150), ("medium", 400), ("large", 800)]);
         assert_eq!(c.thumbnail_format, ThumbnailFormat::Webp);
         Ok(())
@@ -267,19 +335,34 @@ mod tests {
     fn missing_and_invalid_variables_are_named() {
         let err = config(&[("MEDIA_TABLE", "t")]).map(|_| ()).unwrap_err();
         assert!(err.to_string().contains("MEDIA_BUCKET"), "{err}");
-        let err = config(&[("MEDIA_BUCKET", "b"), ("MEDIA_TABLE", "t"), ("CLEANUP_GRACE_PERIOD_HOURS", "-1")])
-            .map(|_| ())
-            .unwrap_err();
-        assert!(err.to_string().contains("CLEANUP_GRACE_PERIOD_HOURS"), "{err}");
-        let err = config(&[("MEDIA_BUCKET", "b"), ("MEDIA_TABLE", "t"), ("DERIVATIVES_PREFIX", "uploads/thumbs/")])
-            .map(|_| ())
-            .unwrap_err();
+        let err = config(&[
+            ("MEDIA_BUCKET", "b"),
+            ("MEDIA_TABLE", "t"),
+            ("CLEANUP_GRACE_PERIOD_HOURS", "-1"),
+        ])
+        .map(|_| ())
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("CLEANUP_GRACE_PERIOD_HOURS"),
+            "{err}"
+        );
+        let err = config(&[
+            ("MEDIA_BUCKET", "b"),
+            ("MEDIA_TABLE", "t"),
+            ("DERIVATIVES_PREFIX", "uploads/thumbs/"),
+        ])
+        .map(|_| ())
+        .unwrap_err();
         assert!(err.to_string().contains("DERIVATIVES_PREFIX"), "{err}");
     }
 
     #[test]
     fn fractional_grace_periods_are_allowed() -> Result<(), ConfigError> {
-        let c = config(&[("MEDIA_BUCKET", "b"), ("MEDIA_TABLE", "t"), ("CLEANUP_GRACE_PERIOD_HOURS", "0.5")])?;
+        let c = config(&[
+            ("MEDIA_BUCKET", "b"),
+            ("MEDIA_TABLE", "t"),
+            ("CLEANUP_GRACE_PERIOD_HOURS", "0.5"),
+        ])?;
         assert_eq!(c.cleanup_grace_period, Duration::from_secs(1800));
         Ok(())
     }

@@ -26,7 +26,10 @@ impl MediaId {
 
     /// Accepts exactly 32 lowercase hex digits.
     pub fn parse(s: &str) -> Result<Self, ParseError> {
-        if s.len() == 32 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if s.len() == 32
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             Ok(Self(s.to_owned()))
         } else {
             Err(ParseError("mediaId must be 32 lowercase hex digits".into()))
@@ -100,7 +103,12 @@ impl ContentType {
 
     /// Parses a MIME type (case-insensitive, parameters such as `; charset=` ignored).
     pub fn parse(s: &str) -> Result<Self, ParseError> {
-        let essence = s.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+        let essence = s
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
         Self::ALL
             .into_iter()
             .find(|t| t.mime() == essence)
@@ -309,7 +317,10 @@ pub struct Rejection {
 impl Rejection {
     /// A rejection with this code and message.
     pub fn new(code: RejectionCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into() }
+        Self {
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -449,14 +460,22 @@ mod tests {
     fn media_ids_are_strict() {
         let id = MediaId::generate();
         assert_eq!(MediaId::parse(id.as_str()), Ok(id));
-        for bad in ["", "../etc", "ABCDEF0123456789ABCDEF0123456789", "0123456789abcdef0123456789abcde"] {
+        for bad in [
+            "",
+            "../etc",
+            "ABCDEF0123456789ABCDEF0123456789",
+            "0123456789abcdef0123456789abcde",
+        ] {
             assert!(MediaId::parse(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn content_types_parse_case_insensitively_and_reject_others() {
-        assert_eq!(ContentType::parse("IMAGE/JPEG; charset=binary"), Ok(ContentType::Jpeg));
+        assert_eq!(
+            ContentType::parse("IMAGE/JPEG; charset=binary"),
+            Ok(ContentType::Jpeg)
+        );
         assert!(ContentType::parse("image/svg+xml").is_err());
         assert!(ContentType::parse("").is_err());
     }
@@ -466,20 +485,38 @@ mod tests {
         let id = MediaId::generate();
         let t = time::macros::datetime!(2026-01-02 03:04:05 UTC);
         let key = ObjectKey::original("uploads/", t, &id, ContentType::Png);
-        assert_eq!(key.as_str(), format!("uploads/2026/01/02/{id}/original.png"));
+        assert_eq!(
+            key.as_str(),
+            format!("uploads/2026/01/02/{id}/original.png")
+        );
         assert_eq!(key.upload_media_id("uploads/"), Some(id.clone()));
         assert_eq!(key.folder(), format!("uploads/2026/01/02/{id}/"));
-        assert_eq!(ObjectKey::from_raw("derivatives/x/small.webp").upload_media_id("uploads/"), None);
-        assert_eq!(ObjectKey::from_raw(format!("uploads/{id}/small.jpg")).upload_media_id("uploads/"), None);
+        assert_eq!(
+            ObjectKey::from_raw("derivatives/x/small.webp").upload_media_id("uploads/"),
+            None
+        );
+        assert_eq!(
+            ObjectKey::from_raw(format!("uploads/{id}/small.jpg")).upload_media_id("uploads/"),
+            None
+        );
     }
 
     #[test]
     fn filenames_are_display_text_only() {
-        assert_eq!(sanitize_filename("../../etc/passwd").as_deref(), Ok("passwd"));
-        assert_eq!(sanitize_filename("C:\\x\\ph\u{0}oto\n.jpg").as_deref(), Ok("photo.jpg"));
+        assert_eq!(
+            sanitize_filename("../../etc/passwd").as_deref(),
+            Ok("passwd")
+        );
+        assert_eq!(
+            sanitize_filename("C:\\x\\ph\u{0}oto\n.jpg").as_deref(),
+            Ok("photo.jpg")
+        );
         assert_eq!(sanitize_filename("été 🌞.jpg").as_deref(), Ok("été 🌞.jpg"));
         assert!(sanitize_filename("  /  ").is_err());
-        assert_eq!(sanitize_filename(&"a".repeat(1000)).map(|s| s.chars().count()), Ok(255));
+        assert_eq!(
+            sanitize_filename(&"a".repeat(1000)).map(|s| s.chars().count()),
+            Ok(255)
+        );
     }
 
     #[test]

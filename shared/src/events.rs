@@ -36,12 +36,20 @@ fn collect(event: &Value, found: &mut Vec<ObjectCreated>, depth: u8) {
     // EventBridge "Object Created" events carry one unencoded key in `detail`.
     if event.get("detail-type").and_then(Value::as_str) == Some("Object Created") {
         let detail = &event["detail"];
-        if let (Some(bucket), Some(key)) = (detail["bucket"]["name"].as_str(), detail["object"]["key"].as_str()) {
-            found.push(ObjectCreated { bucket: bucket.to_owned(), key: ObjectKey::from_raw(key) });
+        if let (Some(bucket), Some(key)) = (
+            detail["bucket"]["name"].as_str(),
+            detail["object"]["key"].as_str(),
+        ) {
+            found.push(ObjectCreated {
+                bucket: bucket.to_owned(),
+                key: ObjectKey::from_raw(key),
+            });
         }
         return;
     }
-    let Some(records) = event.get("Records").and_then(Value::as_array) else { return };
+    let Some(records) = event.get("Records").and_then(Value::as_array) else {
+        return;
+    };
     for record in records {
         // An SQS message whose body is an S3 notification.
         if let Some(body) = record.get("body").and_then(Value::as_str) {
@@ -50,13 +58,21 @@ fn collect(event: &Value, found: &mut Vec<ObjectCreated>, depth: u8) {
             }
             continue;
         }
-        let name = record.get("eventName").and_then(Value::as_str).unwrap_or_default();
+        let name = record
+            .get("eventName")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         if !(name.starts_with("ObjectCreated:") || name.starts_with("s3:ObjectCreated:")) {
             continue;
         }
         let s3 = &record["s3"];
-        if let (Some(bucket), Some(key)) = (s3["bucket"]["name"].as_str(), s3["object"]["key"].as_str()) {
-            found.push(ObjectCreated { bucket: bucket.to_owned(), key: ObjectKey::from_raw(decode_key(key)) });
+        if let (Some(bucket), Some(key)) =
+            (s3["bucket"]["name"].as_str(), s3["object"]["key"].as_str())
+        {
+            found.push(ObjectCreated {
+                bucket: bucket.to_owned(),
+                key: ObjectKey::from_raw(decode_key(key)),
+            });
         }
     }
 }
@@ -80,10 +96,14 @@ mod tests {
 
     #[test]
     fn test_events_and_removals_are_skipped() {
-        assert!(object_created(&json!({"Service": "Amazon S3", "Event": "s3:TestEvent"})).is_empty());
+        assert!(
+            object_created(&json!({"Service": "Amazon S3", "Event": "s3:TestEvent"})).is_empty()
+        );
         let removed = json!({"Records": [{"eventName": "ObjectRemoved:Delete", "s3": {"bucket": {"name": "b"}, "object": {"key": "k"}}}]});
         assert!(object_created(&removed).is_empty());
-        assert!(object_created(&json!({"Records": [{"eventName": "ObjectCreated:Put"}]})).is_empty());
+        assert!(
+            object_created(&json!({"Records": [{"eventName": "ObjectCreated:Put"}]})).is_empty()
+        );
         assert!(object_created(&json!("garbage")).is_empty());
     }
 

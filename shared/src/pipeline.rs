@@ -72,17 +72,35 @@ pub struct Processed {
 
 /// Runs the whole pipeline on an uploaded file. Never panics: a panic inside a decoder is caught
 /// here, as a last resort, and becomes a `corrupt` rejection.
-pub fn process_image(bytes: &[u8], declared: ContentType, opts: &PipelineOptions) -> Result<Processed, Rejection> {
-    catch_unwind(AssertUnwindSafe(|| process_unguarded(bytes, declared, opts))).unwrap_or_else(|_| {
-        Err(Rejection::new(RejectionCode::Corrupt, "the image could not be decoded"))
+pub fn process_image(
+    bytes: &[u8],
+    declared: ContentType,
+    opts: &PipelineOptions,
+) -> Result<Processed, Rejection> {
+    catch_unwind(AssertUnwindSafe(|| {
+        process_unguarded(bytes, declared, opts)
+    }))
+    .unwrap_or_else(|_| {
+        Err(Rejection::new(
+            RejectionCode::Corrupt,
+            "the image could not be decoded",
+        ))
     })
 }
 
-fn process_unguarded(bytes: &[u8], declared: ContentType, opts: &PipelineOptions) -> Result<Processed, Rejection> {
+fn process_unguarded(
+    bytes: &[u8],
+    declared: ContentType,
+    opts: &PipelineOptions,
+) -> Result<Processed, Rejection> {
     if bytes.len() as u64 > opts.max_bytes {
         return Err(Rejection::new(
             RejectionCode::TooLarge,
-            format!("the file is {} bytes; the limit is {}", bytes.len(), opts.max_bytes),
+            format!(
+                "the file is {} bytes; the limit is {}",
+                bytes.len(),
+                opts.max_bytes
+            ),
         ));
     }
     let detected = sniff(bytes, declared, &opts.allowed_types)?;
@@ -94,21 +112,32 @@ fn process_unguarded(bytes: &[u8], declared: ContentType, opts: &PipelineOptions
     };
 
     // Dimensions from the header, checked before any pixel buffer exists.
-    let (width, height) = reader(bytes, format, None).into_dimensions().map_err(decode_rejection)?;
+    let (width, height) = reader(bytes, format, None)
+        .into_dimensions()
+        .map_err(decode_rejection)?;
     check_dimensions(width, height, opts)?;
 
     let exif = read_exif(bytes);
-    let orientation = exif.orientation.and_then(Orientation::from_exif).unwrap_or(Orientation::NoTransforms);
+    let orientation = exif
+        .orientation
+        .and_then(Orientation::from_exif)
+        .unwrap_or(Orientation::NoTransforms);
 
     // The decoder's own limits back up the header check.
     let mut limits = Limits::default();
     limits.max_image_width = Some(opts.max_side);
     limits.max_image_height = Some(opts.max_side);
     limits.max_alloc = Some(opts.max_pixels.saturating_mul(8).max(64 << 20));
-    let decoded = reader(bytes, format, Some(limits)).decode().map_err(decode_rejection)?;
+    let decoded = reader(bytes, format, Some(limits))
+        .decode()
+        .map_err(decode_rejection)?;
 
     let thumbnails = make_thumbnails(decoded, orientation, opts)?;
-    let (display_w, display_h) = if swaps_axes(orientation) { (height, width) } else { (width, height) };
+    let (display_w, display_h) = if swaps_axes(orientation) {
+        (height, width)
+    } else {
+        (width, height)
+    };
     Ok(Processed {
         metadata: ImageMetadata {
             width: display_w,
@@ -123,9 +152,17 @@ fn process_unguarded(bytes: &[u8], declared: ContentType, opts: &PipelineOptions
 }
 
 /// Checks the magic number against the declared type and the accepted types.
-fn sniff(bytes: &[u8], declared: ContentType, allowed: &[ContentType]) -> Result<ContentType, Rejection> {
-    let Some(kind) = infer::get(bytes).filter(|k| k.matcher_type() == infer::MatcherType::Image) else {
-        return Err(Rejection::new(RejectionCode::NotAnImage, "the content is not a recognised image"));
+fn sniff(
+    bytes: &[u8],
+    declared: ContentType,
+    allowed: &[ContentType],
+) -> Result<ContentType, Rejection> {
+    let Some(kind) = infer::get(bytes).filter(|k| k.matcher_type() == infer::MatcherType::Image)
+    else {
+        return Err(Rejection::new(
+            RejectionCode::NotAnImage,
+            "the content is not a recognised image",
+        ));
     };
     let Ok(detected) = ContentType::parse(kind.mime_type()) else {
         return Err(Rejection::new(
@@ -134,7 +171,10 @@ fn sniff(bytes: &[u8], declared: ContentType, allowed: &[ContentType]) -> Result
         ));
     };
     if !allowed.contains(&detected) {
-        return Err(Rejection::new(RejectionCode::UnsupportedType, format!("{detected} images are not accepted")));
+        return Err(Rejection::new(
+            RejectionCode::UnsupportedType,
+            format!("{detected} images are not accepted"),
+        ));
     }
     if detected != declared {
         return Err(Rejection::new(
@@ -157,7 +197,10 @@ fn reader(bytes: &[u8], format: ImageFormat, limits: Option<Limits>) -> ImageRea
 fn check_dimensions(width: u32, height: u32, opts: &PipelineOptions) -> Result<(), Rejection> {
     let pixels = u64::from(width) * u64::from(height);
     if width == 0 || height == 0 {
-        return Err(Rejection::new(RejectionCode::Corrupt, "the image has no pixels"));
+        return Err(Rejection::new(
+            RejectionCode::Corrupt,
+            "the image has no pixels",
+        ));
     }
     if width > opts.max_side || height > opts.max_side || pixels > opts.max_pixels {
         return Err(Rejection::new(
@@ -175,14 +218,29 @@ fn check_dimensions(width: u32, height: u32, opts: &PipelineOptions) -> Result<(
 
 fn decode_rejection(err: ImageError) -> Rejection {
     match err {
-        ImageError::Limits(_) => Rejection::new(RejectionCode::TooLargeDimensions, "the image is over the decoding limits"),
-        ImageError::Unsupported(e) => Rejection::new(RejectionCode::UnsupportedType, format!("unsupported image feature: {e}")),
-        other => Rejection::new(RejectionCode::Corrupt, format!("the image could not be decoded: {other}")),
+        ImageError::Limits(_) => Rejection::new(
+            RejectionCode::TooLargeDimensions,
+            "the image is over the decoding limits",
+        ),
+        ImageError::Unsupported(e) => Rejection::new(
+            RejectionCode::UnsupportedType,
+            format!("unsupported image feature: {e}"),
+        ),
+        other => Rejection::new(
+            RejectionCode::Corrupt,
+            format!("the image could not be decoded: {other}"),
+        ),
     }
 }
 
 fn swaps_axes(o: Orientation) -> bool {
-    matches!(o, Orientation::Rotate90 | Orientation::Rotate270 | Orientation::Rotate90FlipH | Orientation::Rotate270FlipH)
+    matches!(
+        o,
+        Orientation::Rotate90
+            | Orientation::Rotate270
+            | Orientation::Rotate90FlipH
+            | Orientation::Rotate270FlipH
+    )
 }
 
 /// The size of `(w, h)` fitted inside a `size` square, never upscaled.
@@ -196,7 +254,11 @@ pub fn fit_inside(w: u32, h: u32, size: u32) -> (u32, u32) {
     (fit(w), fit(h))
 }
 
-fn make_thumbnails(image: DynamicImage, orientation: Orientation, opts: &PipelineOptions) -> Result<Vec<Thumbnail>, Rejection> {
+fn make_thumbnails(
+    image: DynamicImage,
+    orientation: Orientation,
+    opts: &PipelineOptions,
+) -> Result<Vec<Thumbnail>, Rejection> {
     // 8-bit RGB(A) is what every encoder takes; alpha is kept only where the source has it.
     let mut source = if image.color().has_alpha() {
         DynamicImage::ImageRgba8(image.into_rgba8())
@@ -204,7 +266,7 @@ fn make_thumbnails(image: DynamicImage, orientation: Orientation, opts: &Pipelin
         DynamicImage::ImageRgb8(image.into_rgb8())
     };
     let mut sizes = opts.sizes.clone();
-    sizes.sort_by(|a, b| b.size.cmp(&a.size));
+    sizes.sort_by_key(|s| std::cmp::Reverse(s.size));
 
     let mut out = Vec::with_capacity(sizes.len());
     for spec in sizes {
@@ -217,18 +279,34 @@ fn make_thumbnails(image: DynamicImage, orientation: Orientation, opts: &Pipelin
         let mut oriented = source.clone();
         oriented.apply_orientation(orientation);
         let bytes = encode(&oriented, opts.format, opts.quality)?;
-        out.push(Thumbnail { name: spec.name, width: oriented.width(), height: oriented.height(), bytes, format: opts.format });
+        out.push(Thumbnail {
+            name: spec.name,
+            width: oriented.width(),
+            height: oriented.height(),
+            bytes,
+            format: opts.format,
+        });
     }
     Ok(out)
 }
 
-fn encode(image: &DynamicImage, format: ThumbnailFormat, quality: u8) -> Result<Vec<u8>, Rejection> {
-    let failed = |e: &dyn std::fmt::Display| Rejection::new(RejectionCode::Corrupt, format!("encoding failed: {e}"));
+fn encode(
+    image: &DynamicImage,
+    format: ThumbnailFormat,
+    quality: u8,
+) -> Result<Vec<u8>, Rejection> {
+    let failed = |e: &dyn std::fmt::Display| {
+        Rejection::new(RejectionCode::Corrupt, format!("encoding failed: {e}"))
+    };
     match format {
         ThumbnailFormat::Webp => {
             let encoder = match image {
-                DynamicImage::ImageRgba8(b) => webp::Encoder::from_rgba(b.as_raw(), b.width(), b.height()),
-                DynamicImage::ImageRgb8(b) => webp::Encoder::from_rgb(b.as_raw(), b.width(), b.height()),
+                DynamicImage::ImageRgba8(b) => {
+                    webp::Encoder::from_rgba(b.as_raw(), b.width(), b.height())
+                }
+                DynamicImage::ImageRgb8(b) => {
+                    webp::Encoder::from_rgb(b.as_raw(), b.width(), b.height())
+                }
                 _ => return Err(failed(&"unexpected pixel layout")),
             };
             encoder
@@ -246,7 +324,9 @@ fn encode(image: &DynamicImage, format: ThumbnailFormat, quality: u8) -> Result<
         }
         ThumbnailFormat::Png => {
             let mut out = Vec::new();
-            image.write_to(&mut Cursor::new(&mut out), ImageFormat::Png).map_err(|e| failed(&e))?;
+            image
+                .write_to(&mut Cursor::new(&mut out), ImageFormat::Png)
+                .map_err(|e| failed(&e))?;
             Ok(out)
         }
     }
@@ -269,27 +349,38 @@ pub fn read_exif(bytes: &[u8]) -> ExifData {
         _ => None,
     };
     let coordinate = |tag, ref_tag, negative: &[u8]| -> Option<f64> {
-        let Some(Value::Rational(dms)) = field(tag) else { return None };
+        let Some(Value::Rational(dms)) = field(tag) else {
+            return None;
+        };
         if dms.len() < 3 || dms.iter().take(3).any(|r| r.denom == 0) {
             return None;
         }
         let deg = dms[0].to_f64() + dms[1].to_f64() / 60.0 + dms[2].to_f64() / 3600.0;
         let sign = match field(ref_tag) {
-            Some(Value::Ascii(r)) if r.first().is_some_and(|r| r.first().is_some_and(|c| negative.contains(c))) => -1.0,
+            Some(Value::Ascii(r))
+                if r.first()
+                    .is_some_and(|r| r.first().is_some_and(|c| negative.contains(c))) =>
+            {
+                -1.0
+            }
             _ => 1.0,
         };
         Some(((sign * deg) * 1e6).round() / 1e6).filter(|v| v.is_finite())
     };
-    let latitude = coordinate(Tag::GPSLatitude, Tag::GPSLatitudeRef, b"Ss").filter(|v| v.abs() <= 90.0);
-    let longitude = coordinate(Tag::GPSLongitude, Tag::GPSLongitudeRef, b"Ww").filter(|v| v.abs() <= 180.0);
+    let latitude =
+        coordinate(Tag::GPSLatitude, Tag::GPSLatitudeRef, b"Ss").filter(|v| v.abs() <= 90.0);
+    let longitude =
+        coordinate(Tag::GPSLongitude, Tag::GPSLongitudeRef, b"Ww").filter(|v| v.abs() <= 180.0);
     let (gps_latitude, gps_longitude) = match (latitude, longitude) {
         (Some(a), Some(b)) => (Some(a), Some(b)),
         _ => (None, None),
     };
-    let orientation = field(Tag::Orientation).and_then(|v| v.get_uint(0)).map(|o| match o {
-        1..=8 => o as u8,
-        _ => 1, // 0 or garbage counts as "no transform"
-    });
+    let orientation = field(Tag::Orientation)
+        .and_then(|v| v.get_uint(0))
+        .map(|o| match o {
+            1..=8 => o as u8,
+            _ => 1, // 0 or garbage counts as "no transform"
+        });
     ExifData {
         date_time: text(Tag::DateTimeOriginal).or_else(|| text(Tag::DateTime)),
         make: text(Tag::Make),
@@ -299,7 +390,11 @@ pub fn read_exif(bytes: &[u8]) -> ExifData {
         orientation,
         f_number: rational(Tag::FNumber).map(|r| (r.to_f64() * 100.0).round() / 100.0),
         exposure_time: rational(Tag::ExposureTime).map(|r| {
-            if r.num == 1 || r.num == 0 { format!("{}/{}", r.num, r.denom) } else { format!("{}", (r.to_f64() * 1e4).round() / 1e4) }
+            if r.num == 1 || r.num == 0 {
+                format!("{}/{}", r.num, r.denom)
+            } else {
+                format!("{}", (r.to_f64() * 1e4).round() / 1e4)
+            }
         }),
         iso: field(Tag::PhotographicSensitivity).and_then(|v| v.get_uint(0)),
     }
@@ -307,7 +402,11 @@ pub fn read_exif(bytes: &[u8]) -> ExifData {
 
 /// Printable text only, trimmed, at most 128 characters.
 fn clean_text(raw: &[u8]) -> Option<String> {
-    let s: String = String::from_utf8_lossy(raw).chars().filter(|c| !c.is_control()).take(128).collect();
+    let s: String = String::from_utf8_lossy(raw)
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(128)
+        .collect();
     let s = s.trim();
     (!s.is_empty()).then(|| s.to_owned())
 }
@@ -323,9 +422,18 @@ mod tests {
             max_side: 16384,
             max_bytes: 5 << 20,
             sizes: vec![
-                ThumbnailSize { name: "small".into(), size: 150 },
-                ThumbnailSize { name: "medium".into(), size: 400 },
-                ThumbnailSize { name: "large".into(), size: 800 },
+                ThumbnailSize {
+                    name: "small".into(),
+                    size: 150,
+                },
+                ThumbnailSize {
+                    name: "medium".into(),
+                    size: 400,
+                },
+                ThumbnailSize {
+                    name: "large".into(),
+                    size: 800,
+                },
             ],
             format: ThumbnailFormat::Webp,
             quality: 80,
@@ -333,7 +441,9 @@ mod tests {
     }
 
     fn png(w: u32, h: u32) -> Vec<u8> {
-        let img = DynamicImage::ImageRgb8(image::RgbImage::from_fn(w, h, |x, y| image::Rgb([x as u8, y as u8, 7])));
+        let img = DynamicImage::ImageRgb8(image::RgbImage::from_fn(w, h, |x, y| {
+            image::Rgb([x as u8, y as u8, 7])
+        }));
         let mut out = Vec::new();
         let _ = img.write_to(&mut Cursor::new(&mut out), ImageFormat::Png);
         out
@@ -350,9 +460,27 @@ mod tests {
     #[test]
     fn a_small_png_gets_three_unscaled_webp_thumbnails() -> Result<(), Rejection> {
         let p = process_image(&png(300, 200), ContentType::Png, &opts())?;
-        assert_eq!((p.metadata.width, p.metadata.height, p.metadata.format.as_str()), (300, 200, "png"));
-        let dims: Vec<_> = p.thumbnails.iter().map(|t| (t.name.as_str(), t.width, t.height)).collect();
-        assert_eq!(dims, [("large", 300, 200), ("medium", 300, 200), ("small", 150, 100)]);
+        assert_eq!(
+            (
+                p.metadata.width,
+                p.metadata.height,
+                p.metadata.format.as_str()
+            ),
+            (300, 200, "png")
+        );
+        let dims: Vec<_> = p
+            .thumbnails
+            .iter()
+            .map(|t| (t.name.as_str(), t.width, t.height))
+            .collect();
+        assert_eq!(
+            dims,
+            [
+                ("large", 300, 200),
+                ("medium", 300, 200),
+                ("small", 150, 100)
+            ]
+        );
         for t in &p.thumbnails {
             assert_eq!(image::guess_format(&t.bytes).ok(), Some(ImageFormat::WebP));
         }
@@ -361,7 +489,12 @@ mod tests {
 
     #[test]
     fn text_named_as_an_image_is_not_an_image() {
-        let err = process_image(b"push graphic-context\nviewbox 0 0 640 480", ContentType::Jpeg, &opts()).unwrap_err();
+        let err = process_image(
+            b"push graphic-context\nviewbox 0 0 640 480",
+            ContentType::Jpeg,
+            &opts(),
+        )
+        .unwrap_err();
         assert_eq!(err.code, RejectionCode::NotAnImage);
     }
 

@@ -6,7 +6,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use crate::domain::{ContentType, ImageMetadata, Media, MediaId, ObjectKey, OwnerId, Rejection, StoredDerivative};
+use crate::domain::{
+    ContentType, ImageMetadata, Media, MediaId, ObjectKey, OwnerId, Rejection, StoredDerivative,
+};
 
 /// A failure of the storage backend (S3). The SDK error is kept as the source.
 #[derive(Debug, thiserror::Error)]
@@ -84,13 +86,22 @@ pub trait ObjectStore: Send + Sync {
         expires_in: Duration,
     ) -> Result<PresignedRequest, StoreError>;
     /// A presigned GET.
-    async fn presign_get(&self, key: &ObjectKey, expires_in: Duration) -> Result<String, StoreError>;
+    async fn presign_get(
+        &self,
+        key: &ObjectKey,
+        expires_in: Duration,
+    ) -> Result<String, StoreError>;
     /// The object's size, or `None` if it does not exist.
     async fn head(&self, key: &ObjectKey) -> Result<Option<u64>, StoreError>;
     /// The whole object if it is at most `max_bytes` long.
     async fn fetch(&self, key: &ObjectKey, max_bytes: u64) -> Result<Fetched, StoreError>;
     /// Writes an object.
-    async fn put(&self, key: &ObjectKey, bytes: Vec<u8>, content_type: &str) -> Result<(), StoreError>;
+    async fn put(
+        &self,
+        key: &ObjectKey,
+        bytes: Vec<u8>,
+        content_type: &str,
+    ) -> Result<(), StoreError>;
     /// Deletes an object; deleting a missing object succeeds.
     async fn delete(&self, key: &ObjectKey) -> Result<(), StoreError>;
     /// Every object under `prefix` (bounded by `limit`).
@@ -144,13 +155,28 @@ pub trait MediaRepository: Send + Sync {
         now: OffsetDateTime,
     ) -> Result<Transition, RepoError>;
     /// `pending` -> `rejected`.
-    async fn mark_rejected(&self, id: &MediaId, rejection: &Rejection, now: OffsetDateTime) -> Result<Transition, RepoError>;
+    async fn mark_rejected(
+        &self,
+        id: &MediaId,
+        rejection: &Rejection,
+        now: OffsetDateTime,
+    ) -> Result<Transition, RepoError>;
     /// Any live state of `owner`'s record -> `deleted`.
-    async fn soft_delete(&self, id: &MediaId, owner: &OwnerId, now: OffsetDateTime) -> Result<Transition, RepoError>;
+    async fn soft_delete(
+        &self,
+        id: &MediaId,
+        owner: &OwnerId,
+        now: OffsetDateTime,
+    ) -> Result<Transition, RepoError>;
     /// `pending` -> `expired` (queued for purge).
     async fn expire(&self, id: &MediaId, now: OffsetDateTime) -> Result<Transition, RepoError>;
     /// Removes a `deleted` or `expired` record.
     async fn remove(&self, id: &MediaId) -> Result<Transition, RepoError>;
     /// Records in `queue` due at or before `due`, oldest first, at most `limit`.
-    async fn due(&self, queue: CleanupQueue, due: OffsetDateTime, limit: usize) -> Result<Vec<Media>, RepoError>;
+    async fn due(
+        &self,
+        queue: CleanupQueue,
+        due: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<Media>, RepoError>;
 }

@@ -2,8 +2,8 @@
 //! Used by `media-dev` and by the tests; never by the deployed functions.
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
-    ScalarAttributeType,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType,
 };
 
 use crate::aws::{AwsClients, CLEANUP_INDEX, OWNER_INDEX};
@@ -19,7 +19,9 @@ pub struct ProvisionError {
     pub source: Box<dyn std::error::Error + Send + Sync>,
 }
 
-fn failed(step: impl Into<String>) -> impl FnOnce(Box<dyn std::error::Error + Send + Sync>) -> ProvisionError {
+fn failed(
+    step: impl Into<String>,
+) -> impl FnOnce(Box<dyn std::error::Error + Send + Sync>) -> ProvisionError {
     let step = step.into();
     move |source| ProvisionError { step, source }
 }
@@ -43,8 +45,9 @@ pub async fn ensure_bucket(clients: &AwsClients, bucket: &str) -> Result<(), Pro
     match clients.s3.create_bucket().bucket(bucket).send().await {
         Ok(_) => Ok(()),
         Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_bucket_already_owned_by_you() || s.is_bucket_already_exists()) =>
+            if e.as_service_error().is_some_and(|s| {
+                s.is_bucket_already_owned_by_you() || s.is_bucket_already_exists()
+            }) =>
         {
             Ok(())
         }
@@ -55,15 +58,34 @@ pub async fn ensure_bucket(clients: &AwsClients, bucket: &str) -> Result<(), Pro
 /// Creates the media table with its two indexes if it does not exist.
 pub async fn ensure_table(clients: &AwsClients, table: &str) -> Result<(), ProvisionError> {
     let attr = |name: &str| {
-        AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build()
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
     };
-    let key = |name: &str, kind: KeyType| KeySchemaElement::builder().attribute_name(name).key_type(kind).build();
-    let index = |name: &str, hash: &str, range: &str| -> Result<GlobalSecondaryIndex, ProvisionError> {
+    let key = |name: &str, kind: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+    };
+    let index = |name: &str,
+                 hash: &str,
+                 range: &str|
+     -> Result<GlobalSecondaryIndex, ProvisionError> {
         GlobalSecondaryIndex::builder()
             .index_name(name)
-            .key_schema(key(hash, KeyType::Hash).map_err(|e| failed("describe an index")(Box::new(e)))?)
-            .key_schema(key(range, KeyType::Range).map_err(|e| failed("describe an index")(Box::new(e)))?)
-            .projection(Projection::builder().projection_type(ProjectionType::All).build())
+            .key_schema(
+                key(hash, KeyType::Hash).map_err(|e| failed("describe an index")(Box::new(e)))?,
+            )
+            .key_schema(
+                key(range, KeyType::Range).map_err(|e| failed("describe an index")(Box::new(e)))?,
+            )
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::All)
+                    .build(),
+            )
             .build()
             .map_err(|e| failed("describe an index")(Box::new(e)))
     };
@@ -78,14 +100,21 @@ pub async fn ensure_table(clients: &AwsClients, table: &str) -> Result<(), Provi
         .table_name(table)
         .billing_mode(BillingMode::PayPerRequest)
         .set_attribute_definitions(Some(defs))
-        .key_schema(key("id", KeyType::Hash).map_err(|e| failed("describe the table")(Box::new(e)))?)
+        .key_schema(
+            key("id", KeyType::Hash).map_err(|e| failed("describe the table")(Box::new(e)))?,
+        )
         .global_secondary_indexes(index(OWNER_INDEX, "ownerId", "createdAt")?)
         .global_secondary_indexes(index(CLEANUP_INDEX, "gcQueue", "gcDue")?)
         .send()
         .await;
     match result {
         Ok(_) => Ok(()),
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_in_use_exception()) => Ok(()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_in_use_exception()) =>
+        {
+            Ok(())
+        }
         Err(e) => Err(failed(format!("create table {table}"))(Box::new(e))),
     }
 }
@@ -115,7 +144,11 @@ pub mod testkit {
     pub fn unique_name(prefix: &str) -> String {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        format!("{prefix}-{}-{n}-{}", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..8])
+        format!(
+            "{prefix}-{}-{n}-{}",
+            std::process::id(),
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        )
     }
 
     /// A configuration for a fresh bucket and table, with `overrides` on top of the environment.
@@ -125,9 +158,17 @@ pub mod testkit {
             ("MEDIA_TABLE".to_owned(), unique_name("media")),
             ("S3_FORCE_PATH_STYLE".to_owned(), "true".to_owned()),
         ]);
-        let overrides: HashMap<String, String> =
-            overrides.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-        Config::from_lookup(|k| overrides.get(k).or_else(|| names.get(k)).cloned().or_else(|| std::env::var(k).ok()))
+        let overrides: HashMap<String, String> = overrides
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Config::from_lookup(|k| {
+            overrides
+                .get(k)
+                .or_else(|| names.get(k))
+                .cloned()
+                .or_else(|| std::env::var(k).ok())
+        })
     }
 
     impl TestStack {
@@ -138,7 +179,11 @@ pub mod testkit {
             ensure_bucket(&clients, &config.bucket).await?;
             ensure_table(&clients, &config.table).await?;
             let service = MediaService::with_clients(&config, &clients);
-            Ok(Self { config, clients, service })
+            Ok(Self {
+                config,
+                clients,
+                service,
+            })
         }
 
         /// A stack with the default configuration plus `overrides`.
@@ -160,7 +205,10 @@ pub mod testkit {
                 content_type: Some(content_type.to_owned()),
                 size: Some(i64::try_from(bytes.len())?),
             };
-            let presigned = self.service.presign_upload(&OwnerId::parse(owner)?, request).await?;
+            let presigned = self
+                .service
+                .presign_upload(&OwnerId::parse(owner)?, request)
+                .await?;
             if put {
                 self.clients
                     .s3
@@ -177,8 +225,18 @@ pub mod testkit {
 
         /// The keys of every object in the bucket.
         pub async fn object_keys(&self) -> Result<Vec<String>, Box<dyn std::error::Error>> {
-            let out = self.clients.s3.list_objects_v2().bucket(&self.config.bucket).send().await?;
-            Ok(out.contents().iter().filter_map(|o| o.key().map(str::to_owned)).collect())
+            let out = self
+                .clients
+                .s3
+                .list_objects_v2()
+                .bucket(&self.config.bucket)
+                .send()
+                .await?;
+            Ok(out
+                .contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_owned))
+                .collect())
         }
     }
 
@@ -189,17 +247,26 @@ pub mod testkit {
     pub const SAMPLE_OWNER: &str = "user-123";
 
     /// A sample event from `events/<function>/<file>`, with the sample media id replaced.
-    pub fn sample_event(function: &str, file: &str, media_id: &str) -> Result<String, std::io::Error> {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events").join(function).join(file);
+    pub fn sample_event(
+        function: &str,
+        file: &str,
+        media_id: &str,
+    ) -> Result<String, std::io::Error> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../events")
+            .join(function)
+            .join(file);
         Ok(std::fs::read_to_string(path)?.replace(SAMPLE_MEDIA_ID, media_id))
     }
 
     /// A file of the shared test corpus (`../shared/corpus` beside the repository, or
     /// `MEDIA_CORPUS_DIR`).
     pub fn corpus_file(name: &str) -> Result<Vec<u8>, std::io::Error> {
-        let dir = std::env::var("MEDIA_CORPUS_DIR").map(std::path::PathBuf::from).unwrap_or_else(|_| {
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus")
-        });
+        let dir = std::env::var("MEDIA_CORPUS_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|_| {
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus")
+            });
         std::fs::read(dir.join(name))
     }
 }

@@ -11,11 +11,13 @@ use tracing::{Instrument, error, info, warn};
 use crate::aws::{AwsClients, DynamoMediaRepository, S3ObjectStore};
 use crate::config::Config;
 use crate::domain::{
-    ContentType, ImageMetadata, Media, MediaId, MediaStatus, ObjectKey, OwnerId, Rejection, RejectionCode,
-    StoredDerivative, format_time, sanitize_filename,
+    ContentType, ImageMetadata, Media, MediaId, MediaStatus, ObjectKey, OwnerId, Rejection,
+    RejectionCode, StoredDerivative, format_time, sanitize_filename,
 };
 use crate::pipeline::{PipelineOptions, process_image};
-use crate::ports::{CleanupQueue, Fetched, MediaRepository, ObjectStore, RepoError, StoreError, Transition};
+use crate::ports::{
+    CleanupQueue, Fetched, MediaRepository, ObjectStore, RepoError, StoreError, Transition,
+};
 
 /// The body of `POST /api/v1/upload/presign`.
 #[derive(Debug, Clone, Deserialize)]
@@ -196,9 +198,18 @@ pub struct MediaService {
 
 impl MediaService {
     /// A service over the given ports.
-    pub fn new(config: Config, store: Arc<dyn ObjectStore>, repo: Arc<dyn MediaRepository>) -> Self {
+    pub fn new(
+        config: Config,
+        store: Arc<dyn ObjectStore>,
+        repo: Arc<dyn MediaRepository>,
+    ) -> Self {
         let pipeline = Arc::new(PipelineOptions::from_config(&config));
-        Self { config: Arc::new(config), store, repo, pipeline }
+        Self {
+            config: Arc::new(config),
+            store,
+            repo,
+            pipeline,
+        }
     }
 
     /// The service over S3 and DynamoDB, as the functions run it.
@@ -212,7 +223,10 @@ impl MediaService {
         Self::new(
             config.clone(),
             Arc::new(S3ObjectStore::new(clients.s3.clone(), &config.bucket)),
-            Arc::new(DynamoMediaRepository::new(clients.dynamodb.clone(), &config.table)),
+            Arc::new(DynamoMediaRepository::new(
+                clients.dynamodb.clone(),
+                &config.table,
+            )),
         )
     }
 
@@ -222,27 +236,40 @@ impl MediaService {
     }
 
     /// Creates a pending record and a presigned PUT for it.
-    pub async fn presign_upload(&self, owner: &OwnerId, req: PresignRequest) -> Result<PresignResponse, PresignError> {
+    pub async fn presign_upload(
+        &self,
+        owner: &OwnerId,
+        req: PresignRequest,
+    ) -> Result<PresignResponse, PresignError> {
         let filename = sanitize_filename(req.filename.as_deref().unwrap_or_default())
             .map_err(|e| PresignError::Invalid(format!("filename: {e}")))?;
-        let raw_type = req.content_type.ok_or_else(|| PresignError::Invalid("contentType is required".into()))?;
+        let raw_type = req
+            .content_type
+            .ok_or_else(|| PresignError::Invalid("contentType is required".into()))?;
         let content_type = ContentType::parse(&raw_type)
             .ok()
             .filter(|t| self.config.allowed_types.contains(t))
             .ok_or(PresignError::UnsupportedType(raw_type))?;
-        let size = req.size.ok_or_else(|| PresignError::Invalid("size is required".into()))?;
-        let size = u64::try_from(size)
-            .ok()
-            .filter(|s| *s > 0)
-            .ok_or_else(|| PresignError::Invalid("size must be a positive number of bytes".into()))?;
+        let size = req
+            .size
+            .ok_or_else(|| PresignError::Invalid("size is required".into()))?;
+        let size = u64::try_from(size).ok().filter(|s| *s > 0).ok_or_else(|| {
+            PresignError::Invalid("size must be a positive number of bytes".into())
+        })?;
         if size > self.config.max_file_size {
-            return Err(PresignError::TooLarge { size, limit: self.config.max_file_size });
+            return Err(PresignError::TooLarge {
+                size,
+                limit: self.config.max_file_size,
+            });
         }
 
         let now = OffsetDateTime::now_utc();
         let id = MediaId::generate();
         let key = ObjectKey::original(&self.config.upload_prefix, now, &id, content_type);
-        let presigned = self.store.presign_put(&key, content_type, size, self.config.presign_expiry).await?;
+        let presigned = self
+            .store
+            .presign_put(&key, content_type, size, self.config.presign_expiry)
+            .await?;
         let media = Media {
             id: id.clone(),
             owner: owner.clone(),
@@ -273,7 +300,11 @@ impl MediaService {
     }
 
     /// Checks that the upload arrived (HeadObject) and returns the record.
-    pub async fn confirm_upload(&self, owner: &OwnerId, id: &MediaId) -> Result<MediaView, MediaError> {
+    pub async fn confirm_upload(
+        &self,
+        owner: &OwnerId,
+        id: &MediaId,
+    ) -> Result<MediaView, MediaError> {
         let media = self.owned(owner, id).await?;
         // A ready or rejected record proves the object arrived (a rejected one is already deleted).
         if media.status == MediaStatus::Pending && self.store.head(&media.key).await?.is_none() {
@@ -290,7 +321,11 @@ impl MediaService {
 
     /// Soft-deletes the caller's media: gone from the API at once, removed by cleanup later.
     pub async fn delete_media(&self, owner: &OwnerId, id: &MediaId) -> Result<(), MediaError> {
-        match self.repo.soft_delete(id, owner, OffsetDateTime::now_utc()).await? {
+        match self
+            .repo
+            .soft_delete(id, owner, OffsetDateTime::now_utc())
+            .await?
+        {
             Transition::Applied => {
                 info!(media_id = %id, owner = owner.as_str(), status = "deleted", "soft-deleted media");
                 Ok(())
@@ -301,7 +336,15 @@ impl MediaService {
 
     async fn owned(&self, owner: &OwnerId, id: &MediaId) -> Result<Media, MediaError> {
         match self.repo.get(id).await? {
-            Some(m) if m.owner == *owner && matches!(m.status, MediaStatus::Pending | MediaStatus::Ready | MediaStatus::Rejected) => Ok(m),
+            Some(m)
+                if m.owner == *owner
+                    && matches!(
+                        m.status,
+                        MediaStatus::Pending | MediaStatus::Ready | MediaStatus::Rejected
+                    ) =>
+            {
+                Ok(m)
+            }
             _ => Err(MediaError::NotFound),
         }
     }
@@ -309,7 +352,11 @@ impl MediaService {
     async fn url(&self, key: &ObjectKey) -> Result<String, StoreError> {
         match &self.config.cdn_base_url {
             Some(base) => Ok(format!("{base}/{key}")),
-            None => self.store.presign_get(key, self.config.download_url_expiry).await,
+            None => {
+                self.store
+                    .presign_get(key, self.config.download_url_expiry)
+                    .await
+            }
         }
     }
 
@@ -366,7 +413,10 @@ impl MediaService {
             Fetched::TooLarge(size) => {
                 let r = Rejection::new(
                     RejectionCode::TooLarge,
-                    format!("the file is {size} bytes; the limit is {}", self.config.max_file_size),
+                    format!(
+                        "the file is {size} bytes; the limit is {}",
+                        self.config.max_file_size
+                    ),
                 );
                 return self.reject(&media, r, started).await;
             }
@@ -374,7 +424,11 @@ impl MediaService {
         if bytes.len() as u64 != media.size {
             let r = Rejection::new(
                 RejectionCode::SizeMismatch,
-                format!("the file is {} bytes but {} were declared", bytes.len(), media.size),
+                format!(
+                    "the file is {} bytes but {} were declared",
+                    bytes.len(),
+                    media.size
+                ),
             );
             return self.reject(&media, r, started).await;
         }
@@ -382,9 +436,11 @@ impl MediaService {
         let options = Arc::clone(&self.pipeline);
         let declared = media.content_type;
         let span = tracing::Span::current();
-        let result = tokio::task::spawn_blocking(move || span.in_scope(|| process_image(&bytes, declared, &options)))
-            .await
-            .map_err(ProcessError::Task)?;
+        let result = tokio::task::spawn_blocking(move || {
+            span.in_scope(|| process_image(&bytes, declared, &options))
+        })
+        .await
+        .map_err(ProcessError::Task)?;
         let processed = match result {
             Ok(p) => p,
             Err(rejection) => return self.reject(&media, rejection, started).await,
@@ -392,17 +448,34 @@ impl MediaService {
 
         let mut derivatives = BTreeMap::new();
         for thumb in processed.thumbnails {
-            let key = ObjectKey::derivative(&self.config.derivatives_prefix, &id, &thumb.name, thumb.format.extension());
+            let key = ObjectKey::derivative(
+                &self.config.derivatives_prefix,
+                &id,
+                &thumb.name,
+                thumb.format.extension(),
+            );
             let size = thumb.bytes.len() as u64;
-            self.store.put(&key, thumb.bytes, thumb.format.mime()).await?;
+            self.store
+                .put(&key, thumb.bytes, thumb.format.mime())
+                .await?;
             derivatives.insert(
                 thumb.name,
-                StoredDerivative { key, width: thumb.width, height: thumb.height, size, content_type: thumb.format.mime().into() },
+                StoredDerivative {
+                    key,
+                    width: thumb.width,
+                    height: thumb.height,
+                    size,
+                    content_type: thumb.format.mime().into(),
+                },
             );
         }
         let now = OffsetDateTime::now_utc();
         let elapsed_ms = started.elapsed().as_millis() as u64;
-        match self.repo.mark_ready(&id, &processed.metadata, &derivatives, now).await? {
+        match self
+            .repo
+            .mark_ready(&id, &processed.metadata, &derivatives, now)
+            .await?
+        {
             Transition::Applied => {
                 info!(
                     media_id = %id, owner = media.owner.as_str(), key = %key, status = "ready",
@@ -419,9 +492,17 @@ impl MediaService {
         }
     }
 
-    async fn reject(&self, media: &Media, rejection: Rejection, started: Instant) -> Result<ProcessOutcome, ProcessError> {
+    async fn reject(
+        &self,
+        media: &Media,
+        rejection: Rejection,
+        started: Instant,
+    ) -> Result<ProcessOutcome, ProcessError> {
         let code = rejection.code;
-        let transition = self.repo.mark_rejected(&media.id, &rejection, OffsetDateTime::now_utc()).await?;
+        let transition = self
+            .repo
+            .mark_rejected(&media.id, &rejection, OffsetDateTime::now_utc())
+            .await?;
         // Whatever the record says now, a refused file must not stay servable.
         self.store.delete(&media.key).await?;
         info!(
@@ -430,8 +511,13 @@ impl MediaService {
             "rejected upload"
         );
         Ok(match transition {
-            Transition::Applied => ProcessOutcome::Rejected { media_id: media.id.clone(), code },
-            Transition::Conflict => ProcessOutcome::AlreadyProcessed { media_id: media.id.clone() },
+            Transition::Applied => ProcessOutcome::Rejected {
+                media_id: media.id.clone(),
+                code,
+            },
+            Transition::Conflict => ProcessOutcome::AlreadyProcessed {
+                media_id: media.id.clone(),
+            },
         })
     }
 

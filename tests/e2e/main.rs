@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use e2e::{TestApp, TestResult, corpus, spawn_app, time_now, token};
 use aws_sdk_s3::presigning::PresigningConfig;
+use e2e::{TestApp, TestResult, corpus, spawn_app, time_now, token};
 use media_dev::auth;
 use serde_json::{Value, json};
 
@@ -21,12 +21,21 @@ async fn check_thumbnails(
 ) -> TestResult<Vec<(String, image::DynamicImage)>> {
     let mut out = Vec::new();
     for (name, w, h) in expected {
-        let url = media["thumbnails"][name].as_str().ok_or(format!("no {name} thumbnail"))?;
+        let url = media["thumbnails"][name]
+            .as_str()
+            .ok_or(format!("no {name} thumbnail"))?;
         let (status, bytes) = t.download(url).await?;
         assert_eq!(status, 200, "{name}");
-        assert_eq!(image::guess_format(&bytes)?, image::ImageFormat::WebP, "{name}");
+        assert_eq!(
+            image::guess_format(&bytes)?,
+            image::ImageFormat::WebP,
+            "{name}"
+        );
         for marker in [&b"EXIF"[..], b"XMP ", b"ICCP", b"Exif"] {
-            assert!(!bytes.windows(4).any(|w| w == marker), "{name} carries {marker:?}");
+            assert!(
+                !bytes.windows(4).any(|w| w == marker),
+                "{name} carries {marker:?}"
+            );
         }
         let img = decode(&bytes)?;
         assert_eq!((img.width(), img.height()), (*w, *h), "{name}");
@@ -42,7 +51,9 @@ async fn a_photo_goes_through_its_whole_life_and_leaves_nothing_behind() -> Test
     let bob = token("bob");
     let photo = corpus("Portrait_6.jpg")?; // stored 1800x1200 with EXIF orientation 6
 
-    let presigned = t.upload(&alice, "Portrait 6.jpg", "image/jpeg", &photo).await?;
+    let presigned = t
+        .upload(&alice, "Portrait 6.jpg", "image/jpeg", &photo)
+        .await?;
     let id = presigned["mediaId"].as_str().ok_or("no mediaId")?;
     assert_eq!(presigned["method"], "PUT");
     assert_eq!(presigned["expires"], 900);
@@ -50,7 +61,13 @@ async fn a_photo_goes_through_its_whole_life_and_leaves_nothing_behind() -> Test
     let media = t.wait_processed(&alice, id).await?;
     assert_eq!(media["status"], "ready", "{media}");
     assert_eq!(media["filename"], "Portrait 6.jpg");
-    assert_eq!((media["metadata"]["width"].as_u64(), media["metadata"]["height"].as_u64()), (Some(1200), Some(1800)));
+    assert_eq!(
+        (
+            media["metadata"]["width"].as_u64(),
+            media["metadata"]["height"].as_u64()
+        ),
+        (Some(1200), Some(1800))
+    );
     assert_eq!(media["metadata"]["format"], "jpeg");
     assert_eq!(media["metadata"]["size"].as_u64(), Some(photo.len() as u64));
     assert_eq!(media["metadata"]["exif"]["orientation"], 6);
@@ -60,28 +77,57 @@ async fn a_photo_goes_through_its_whole_life_and_leaves_nothing_behind() -> Test
         "the SHA-256 recorded in the corpus manifest"
     );
     assert!(media.get("rejection").is_none());
-    check_thumbnails(&t, &media, &[("small", 100, 150), ("medium", 267, 400), ("large", 533, 800)]).await?;
-    let (status, original) = t.download(media["originalUrl"].as_str().ok_or("no originalUrl")?).await?;
+    check_thumbnails(
+        &t,
+        &media,
+        &[
+            ("small", 100, 150),
+            ("medium", 267, 400),
+            ("large", 533, 800),
+        ],
+    )
+    .await?;
+    let (status, original) = t
+        .download(media["originalUrl"].as_str().ok_or("no originalUrl")?)
+        .await?;
     assert_eq!((status, original.len()), (200, photo.len()));
 
     let confirmed = t.confirm(&alice, id).await?;
-    assert_eq!((confirmed.status, confirmed.body["status"].as_str()), (200, Some("ready")));
+    assert_eq!(
+        (confirmed.status, confirmed.body["status"].as_str()),
+        (200, Some("ready"))
+    );
 
     // Another user sees none of it.
     assert_eq!(t.get(&bob, id).await?.status, 404);
     assert_eq!(t.confirm(&bob, id).await?.status, 404);
     assert_eq!(t.delete(&bob, id).await?.status, 404);
-    assert_eq!(t.get(&alice, id).await?.status, 200, "bob's delete did nothing");
+    assert_eq!(
+        t.get(&alice, id).await?.status,
+        200,
+        "bob's delete did nothing"
+    );
 
     let deleted = t.delete(&alice, id).await?;
     assert_eq!((deleted.status, deleted.body.clone()), (204, Value::Null));
     let gone = t.get(&alice, id).await?;
-    assert_eq!((gone.status, gone.body["error"]["code"].as_str()), (404, Some("not_found")));
+    assert_eq!(
+        (gone.status, gone.body["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
     assert_eq!(t.confirm(&alice, id).await?.status, 404);
-    assert_eq!(t.object_keys().await?.len(), 4, "soft delete keeps the objects until cleanup");
+    assert_eq!(
+        t.object_keys().await?.len(),
+        4,
+        "soft delete keeps the objects until cleanup"
+    );
 
     let summary = t.app.service.run_cleanup().await?;
-    assert_eq!((summary.purged, summary.objects_deleted, summary.failures), (1, 4, 0), "{summary:?}");
+    assert_eq!(
+        (summary.purged, summary.objects_deleted, summary.failures),
+        (1, 4, 0),
+        "{summary:?}"
+    );
     assert!(summary.bytes_reclaimed > photo.len() as u64);
     assert_eq!(t.object_keys().await?, Vec::<String>::new());
     assert_eq!(t.record_count().await?, 0);
@@ -96,17 +142,40 @@ async fn every_exif_orientation_comes_out_upright() -> TestResult {
     // Reference: orientation 1. The others must look the same once processed.
     let mut smalls = Vec::new();
     for n in 1..=8 {
-        let p = t.upload(&alice, "p.jpg", "image/jpeg", &corpus(&format!("Portrait_{n}.jpg"))?).await?;
-        let media = t.wait_processed(&alice, p["mediaId"].as_str().ok_or("no id")?).await?;
-        assert_eq!((media["metadata"]["width"].as_u64(), media["metadata"]["height"].as_u64()), (Some(1200), Some(1800)));
+        let p = t
+            .upload(
+                &alice,
+                "p.jpg",
+                "image/jpeg",
+                &corpus(&format!("Portrait_{n}.jpg"))?,
+            )
+            .await?;
+        let media = t
+            .wait_processed(&alice, p["mediaId"].as_str().ok_or("no id")?)
+            .await?;
+        assert_eq!(
+            (
+                media["metadata"]["width"].as_u64(),
+                media["metadata"]["height"].as_u64()
+            ),
+            (Some(1200), Some(1800))
+        );
         let thumbs = check_thumbnails(&t, &media, &[("small", 100, 150)]).await?;
         smalls.push((n, thumbs.into_iter().next().ok_or("no thumb")?.1.to_rgb8()));
     }
     let (_, reference) = &smalls[0];
     for (n, img) in &smalls[1..] {
-        let diff: u64 = reference.as_raw().iter().zip(img.as_raw()).map(|(a, b)| u64::from(a.abs_diff(*b))).sum();
+        let diff: u64 = reference
+            .as_raw()
+            .iter()
+            .zip(img.as_raw())
+            .map(|(a, b)| u64::from(a.abs_diff(*b)))
+            .sum();
         let mean = diff as f64 / reference.as_raw().len() as f64;
-        assert!(mean < 12.0, "orientation {n} differs from upright by {mean:.1} per channel");
+        assert!(
+            mean < 12.0,
+            "orientation {n} differs from upright by {mean:.1} per channel"
+        );
     }
     t.app.shutdown().await;
     Ok(())
@@ -124,19 +193,43 @@ async fn png_and_webp_photos_and_exif_gps_are_handled() -> TestResult {
     ];
     for (file, ct, (w, h)) in cases {
         let p = t.upload(&alice, file, ct, &corpus(file)?).await?;
-        let media = t.wait_processed(&alice, p["mediaId"].as_str().ok_or("no id")?).await?;
+        let media = t
+            .wait_processed(&alice, p["mediaId"].as_str().ok_or("no id")?)
+            .await?;
         assert_eq!(media["status"], "ready", "{file}: {media}");
-        assert_eq!((media["metadata"]["width"].as_u64(), media["metadata"]["height"].as_u64()), (Some(w), Some(h)), "{file}");
-        assert_eq!(media["thumbnails"].as_object().map(|o| o.len()), Some(3), "{file}");
+        assert_eq!(
+            (
+                media["metadata"]["width"].as_u64(),
+                media["metadata"]["height"].as_u64()
+            ),
+            (Some(w), Some(h)),
+            "{file}"
+        );
+        assert_eq!(
+            media["thumbnails"].as_object().map(|o| o.len()),
+            Some(3),
+            "{file}"
+        );
         if file == "Kodak_CX7530.jpg" {
             let exif = &media["metadata"]["exif"];
             assert_eq!(exif["make"], "EASTMAN KODAK COMPANY");
             assert_eq!(exif["model"], "KODAK CX7530 ZOOM DIGITAL CAMERA");
             assert_eq!(exif["dateTime"], "2005:08:13 09:47:23");
-            let (lat, lon) = (exif["gpsLatitude"].as_f64().unwrap_or(0.0), exif["gpsLongitude"].as_f64().unwrap_or(0.0));
-            assert!((lat - -0.37130).abs() < 1e-4 && (lon - 36.05642).abs() < 1e-4, "gps {lat},{lon}");
+            let (lat, lon) = (
+                exif["gpsLatitude"].as_f64().unwrap_or(0.0),
+                exif["gpsLongitude"].as_f64().unwrap_or(0.0),
+            );
+            assert!(
+                (lat - -0.37130).abs() < 1e-4 && (lon - 36.05642).abs() < 1e-4,
+                "gps {lat},{lon}"
+            );
             // Never upscaled: a 100x78 photo keeps its size in every thumbnail.
-            check_thumbnails(&t, &media, &[("small", 100, 78), ("medium", 100, 78), ("large", 100, 78)]).await?;
+            check_thumbnails(
+                &t,
+                &media,
+                &[("small", 100, 78), ("medium", 100, 78), ("large", 100, 78)],
+            )
+            .await?;
         }
     }
     t.app.shutdown().await;
@@ -153,27 +246,55 @@ async fn a_text_file_named_jpg_is_rejected_and_nothing_of_it_stays_servable() ->
     let media = t.wait_processed(&alice, id).await?;
     assert_eq!(media["status"], "rejected");
     assert_eq!(media["rejection"]["code"], "not_an_image");
-    assert!(media["rejection"]["message"].as_str().is_some_and(|m| !m.is_empty()));
-    assert_eq!((media["originalUrl"].clone(), media["thumbnails"].clone()), (Value::Null, json!({})));
-    assert_eq!(t.object_keys().await?, Vec::<String>::new(), "the object is deleted and no derivative exists");
+    assert!(
+        media["rejection"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty())
+    );
+    assert_eq!(
+        (media["originalUrl"].clone(), media["thumbnails"].clone()),
+        (Value::Null, json!({}))
+    );
+    assert_eq!(
+        t.object_keys().await?,
+        Vec::<String>::new(),
+        "the object is deleted and no derivative exists"
+    );
     // Even a URL to its old key serves nothing.
     let key = p["key"].as_str().ok_or("no key")?;
-    let url = t.app.stack.clients.s3.get_object().bucket(&t.app.service.config().bucket).key(key)
-        .presigned(PresigningConfig::expires_in(Duration::from_secs(60))?).await?;
+    let url = t
+        .app
+        .stack
+        .clients
+        .s3
+        .get_object()
+        .bucket(&t.app.service.config().bucket)
+        .key(key)
+        .presigned(PresigningConfig::expires_in(Duration::from_secs(60))?)
+        .await?;
     assert_eq!(t.download(url.uri()).await?.0, 404);
     assert_eq!(t.get(&token("bob"), id).await?.status, 404);
     t.app.shutdown().await;
     Ok(())
 }
 
-
 #[tokio::test]
 async fn a_declared_type_that_does_not_match_the_content_is_rejected() -> TestResult {
     let t = spawn_app(&[]).await?;
     let alice = token("alice");
-    let p = t.upload(&alice, "x.jpg", "image/jpeg", &corpus("basn3p08.png")?).await?;
-    let media = t.wait_processed(&alice, p["mediaId"].as_str().ok_or("no id")?).await?;
-    assert_eq!((media["status"].as_str(), media["rejection"]["code"].as_str()), (Some("rejected"), Some("type_mismatch")));
+    let p = t
+        .upload(&alice, "x.jpg", "image/jpeg", &corpus("basn3p08.png")?)
+        .await?;
+    let media = t
+        .wait_processed(&alice, p["mediaId"].as_str().ok_or("no id")?)
+        .await?;
+    assert_eq!(
+        (
+            media["status"].as_str(),
+            media["rejection"]["code"].as_str()
+        ),
+        (Some("rejected"), Some("type_mismatch"))
+    );
     assert_eq!(t.object_keys().await?, Vec::<String>::new());
     t.app.shutdown().await;
     Ok(())
@@ -194,11 +315,27 @@ async fn the_api_refuses_missing_bad_and_expired_tokens() -> TestResult {
         let r = t.presign(bad.as_deref(), &body).await?;
         assert_eq!(r.status, 401, "{bad:?}");
         assert_eq!(r.body["error"]["code"], "unauthorized");
-        let r = t.http.get(format!("{}/api/v1/upload/0123456789abcdef0123456789abcdef", t.app.url()));
-        let r = match bad { Some(b) => r.bearer_auth(b), None => r }.send().await?;
+        let r = t.http.get(format!(
+            "{}/api/v1/upload/0123456789abcdef0123456789abcdef",
+            t.app.url()
+        ));
+        let r = match bad {
+            Some(b) => r.bearer_auth(b),
+            None => r,
+        }
+        .send()
+        .await?;
         assert_eq!(r.status().as_u16(), 401);
     }
-    assert_eq!(t.http.get(format!("{}/health", t.app.url())).send().await?.status().as_u16(), 200);
+    assert_eq!(
+        t.http
+            .get(format!("{}/health", t.app.url()))
+            .send()
+            .await?
+            .status()
+            .as_u16(),
+        200
+    );
     t.app.shutdown().await;
     Ok(())
 }
@@ -208,21 +345,49 @@ async fn presign_validates_its_input_and_never_trusts_the_filename() -> TestResu
     let t = spawn_app(&[]).await?;
     let alice = token("alice");
     for (body, status, code) in [
-        (json!({"filename": "a.svg", "contentType": "image/svg+xml", "size": 100}), 415, "unsupported_type"),
-        (json!({"filename": "a.jpg", "contentType": "image/jpeg", "size": 0}), 400, "invalid_request"),
-        (json!({"filename": "a.jpg", "contentType": "image/jpeg", "size": 5 * 1024 * 1024 + 1}), 413, "too_large"),
-        (json!({"contentType": "image/jpeg", "size": 100}), 400, "invalid_request"),
+        (
+            json!({"filename": "a.svg", "contentType": "image/svg+xml", "size": 100}),
+            415,
+            "unsupported_type",
+        ),
+        (
+            json!({"filename": "a.jpg", "contentType": "image/jpeg", "size": 0}),
+            400,
+            "invalid_request",
+        ),
+        (
+            json!({"filename": "a.jpg", "contentType": "image/jpeg", "size": 5 * 1024 * 1024 + 1}),
+            413,
+            "too_large",
+        ),
+        (
+            json!({"contentType": "image/jpeg", "size": 100}),
+            400,
+            "invalid_request",
+        ),
         (json!([1, 2, 3]), 400, "invalid_request"),
     ] {
         let r = t.presign(Some(&alice), &body).await?;
-        assert_eq!((r.status, r.body["error"]["code"].as_str()), (status, Some(code)), "{body}");
+        assert_eq!(
+            (r.status, r.body["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{body}"
+        );
     }
     let r = t.presign(Some(&alice), &json!({"filename": "../../etc/passwd\u{0}.jpg", "contentType": "image/jpeg", "size": 10})).await?;
     assert_eq!(r.status, 200);
     let key = r.body["key"].as_str().ok_or("no key")?;
     assert!(!key.contains("passwd") && !key.contains(".."), "{key}");
-    let media = t.get(&alice, r.body["mediaId"].as_str().ok_or("no id")?).await?;
-    assert_eq!((media.body["filename"].as_str(), media.body["status"].as_str()), (Some("passwd.jpg"), Some("pending")));
+    let media = t
+        .get(&alice, r.body["mediaId"].as_str().ok_or("no id")?)
+        .await?;
+    assert_eq!(
+        (
+            media.body["filename"].as_str(),
+            media.body["status"].as_str()
+        ),
+        (Some("passwd.jpg"), Some("pending"))
+    );
     t.app.shutdown().await;
     Ok(())
 }
@@ -231,9 +396,19 @@ async fn presign_validates_its_input_and_never_trusts_the_filename() -> TestResu
 async fn confirm_before_the_upload_is_a_conflict() -> TestResult {
     let t = spawn_app(&[]).await?;
     let alice = token("alice");
-    let r = t.presign(Some(&alice), &json!({"filename": "a.jpg", "contentType": "image/jpeg", "size": 10})).await?;
-    let c = t.confirm(&alice, r.body["mediaId"].as_str().ok_or("no id")?).await?;
-    assert_eq!((c.status, c.body["error"]["code"].as_str()), (409, Some("not_uploaded")));
+    let r = t
+        .presign(
+            Some(&alice),
+            &json!({"filename": "a.jpg", "contentType": "image/jpeg", "size": 10}),
+        )
+        .await?;
+    let c = t
+        .confirm(&alice, r.body["mediaId"].as_str().ok_or("no id")?)
+        .await?;
+    assert_eq!(
+        (c.status, c.body["error"]["code"].as_str()),
+        (409, Some("not_uploaded"))
+    );
     assert_eq!(t.confirm(&alice, "nonsense").await?.status, 404);
     t.app.shutdown().await;
     Ok(())
@@ -241,28 +416,72 @@ async fn confirm_before_the_upload_is_a_conflict() -> TestResult {
 
 #[tokio::test]
 async fn uploads_that_never_complete_expire_and_late_events_change_nothing() -> TestResult {
-    let t = spawn_app(&[("PRESIGN_EXPIRY_SECONDS", "1"), ("PENDING_TTL_SECONDS", "1")]).await?;
+    let t = spawn_app(&[
+        ("PRESIGN_EXPIRY_SECONDS", "1"),
+        ("PENDING_TTL_SECONDS", "1"),
+    ])
+    .await?;
     let alice = token("alice");
-    let never = t.presign(Some(&alice), &json!({"filename": "a.jpg", "contentType": "image/jpeg", "size": 10})).await?;
+    let never = t
+        .presign(
+            Some(&alice),
+            &json!({"filename": "a.jpg", "contentType": "image/jpeg", "size": 10}),
+        )
+        .await?;
     // A second upload that does arrive: it must survive the expiry of the first.
     let bytes = corpus("Kodak_CX7530.jpg")?;
-    let lost = t.presign(Some(&alice), &json!({"filename": "b.jpg", "contentType": "image/jpeg", "size": bytes.len()})).await?;
+    let lost = t
+        .presign(
+            Some(&alice),
+            &json!({"filename": "b.jpg", "contentType": "image/jpeg", "size": bytes.len()}),
+        )
+        .await?;
     let lost_key = lost.body["key"].as_str().ok_or("no key")?.to_owned();
-    t.app.stack.clients.s3.put_object().bucket(&t.app.service.config().bucket).key(&lost_key)
-        .body(bytes.clone().into()).send().await?;
-    let processed = t.wait_processed(&alice, lost.body["mediaId"].as_str().ok_or("no id")?).await?;
+    t.app
+        .stack
+        .clients
+        .s3
+        .put_object()
+        .bucket(&t.app.service.config().bucket)
+        .key(&lost_key)
+        .body(bytes.clone().into())
+        .send()
+        .await?;
+    let processed = t
+        .wait_processed(&alice, lost.body["mediaId"].as_str().ok_or("no id")?)
+        .await?;
     assert_eq!(processed["status"], "ready");
 
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let summary = t.app.service.run_cleanup().await?;
-    assert_eq!((summary.expired, summary.purged, summary.failures), (1, 0, 0), "only the pending one: {summary:?}");
-    assert_eq!(t.get(&alice, never.body["mediaId"].as_str().ok_or("no id")?).await?.status, 404);
-    assert_eq!(t.get(&alice, lost.body["mediaId"].as_str().ok_or("no id")?).await?.status, 200);
+    assert_eq!(
+        (summary.expired, summary.purged, summary.failures),
+        (1, 0, 0),
+        "only the pending one: {summary:?}"
+    );
+    assert_eq!(
+        t.get(&alice, never.body["mediaId"].as_str().ok_or("no id")?)
+            .await?
+            .status,
+        404
+    );
+    assert_eq!(
+        t.get(&alice, lost.body["mediaId"].as_str().ok_or("no id")?)
+            .await?
+            .status,
+        200
+    );
 
     // A repeated event for the ready media does not undo or redo anything.
     let key = media_core::domain::ObjectKey::from_raw(lost_key);
     let outcome = t.app.service.process_upload(&key).await?;
-    assert!(matches!(outcome, media_core::service::ProcessOutcome::AlreadyProcessed { .. }), "{outcome:?}");
+    assert!(
+        matches!(
+            outcome,
+            media_core::service::ProcessOutcome::AlreadyProcessed { .. }
+        ),
+        "{outcome:?}"
+    );
     assert_eq!(t.record_count().await?, 1);
     t.app.shutdown().await;
     Ok(())

@@ -39,8 +39,12 @@ pub async fn spawn_app(overrides: &[(&str, &str)]) -> TestResult<TestApp> {
         cleanup_interval: None,
         cors_origins: vec!["*".to_owned()],
     };
-    let app = App::start(config, options).await.map_err(|e| e.to_string())?;
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
+    let app = App::start(config, options)
+        .await
+        .map_err(|e| e.to_string())?;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()?;
     Ok(TestApp { app, http })
 }
 
@@ -66,7 +70,11 @@ pub fn corpus(name: &str) -> TestResult<Vec<u8>> {
 async fn reply(resp: reqwest::Response) -> TestResult<Reply> {
     let status = resp.status().as_u16();
     let bytes = resp.bytes().await?;
-    let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes)? };
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)?
+    };
     Ok(Reply { status, body })
 }
 
@@ -77,7 +85,10 @@ impl TestApp {
 
     /// `POST /api/v1/upload/presign` with `body`, as `token`'s owner.
     pub async fn presign(&self, token: Option<&str>, body: &Value) -> TestResult<Reply> {
-        let mut req = self.http.post(self.api("/api/v1/upload/presign")).json(body);
+        let mut req = self
+            .http
+            .post(self.api("/api/v1/upload/presign"))
+            .json(body);
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
@@ -86,9 +97,18 @@ impl TestApp {
 
     /// Presigns `bytes` as `content_type` and PUTs them to the URL with the headers given.
     /// Returns the presign response body.
-    pub async fn upload(&self, token: &str, filename: &str, content_type: &str, bytes: &[u8]) -> TestResult<Value> {
+    pub async fn upload(
+        &self,
+        token: &str,
+        filename: &str,
+        content_type: &str,
+        bytes: &[u8],
+    ) -> TestResult<Value> {
         let presigned = self
-            .presign(Some(token), &json!({"filename": filename, "contentType": content_type, "size": bytes.len()}))
+            .presign(
+                Some(token),
+                &json!({"filename": filename, "contentType": content_type, "size": bytes.len()}),
+            )
             .await?;
         assert_eq!(presigned.status, 200, "presign: {:?}", presigned.body);
         let url = presigned.body["url"].as_str().ok_or("no url")?;
@@ -103,18 +123,36 @@ impl TestApp {
 
     /// `GET /api/v1/upload/{id}`.
     pub async fn get(&self, token: &str, id: &str) -> TestResult<Reply> {
-        reply(self.http.get(self.api(&format!("/api/v1/upload/{id}"))).bearer_auth(token).send().await?).await
+        reply(
+            self.http
+                .get(self.api(&format!("/api/v1/upload/{id}")))
+                .bearer_auth(token)
+                .send()
+                .await?,
+        )
+        .await
     }
 
     /// `POST /api/v1/upload/confirm`.
     pub async fn confirm(&self, token: &str, id: &str) -> TestResult<Reply> {
-        let req = self.http.post(self.api("/api/v1/upload/confirm")).bearer_auth(token).json(&json!({"mediaId": id}));
+        let req = self
+            .http
+            .post(self.api("/api/v1/upload/confirm"))
+            .bearer_auth(token)
+            .json(&json!({"mediaId": id}));
         reply(req.send().await?).await
     }
 
     /// `DELETE /api/v1/upload/{id}`.
     pub async fn delete(&self, token: &str, id: &str) -> TestResult<Reply> {
-        reply(self.http.delete(self.api(&format!("/api/v1/upload/{id}"))).bearer_auth(token).send().await?).await
+        reply(
+            self.http
+                .delete(self.api(&format!("/api/v1/upload/{id}")))
+                .bearer_auth(token)
+                .send()
+                .await?,
+        )
+        .await
     }
 
     /// Polls GET until the media leaves `pending` (at most 30 s, 150 polls) and returns it.
@@ -141,13 +179,33 @@ impl TestApp {
 
     /// The keys of every object in this test's bucket.
     pub async fn object_keys(&self) -> TestResult<Vec<String>> {
-        let out = self.app.stack.clients.s3.list_objects_v2().bucket(&self.app.service.config().bucket).send().await?;
-        Ok(out.contents().iter().filter_map(|o| o.key().map(str::to_owned)).collect())
+        let out = self
+            .app
+            .stack
+            .clients
+            .s3
+            .list_objects_v2()
+            .bucket(&self.app.service.config().bucket)
+            .send()
+            .await?;
+        Ok(out
+            .contents()
+            .iter()
+            .filter_map(|o| o.key().map(str::to_owned))
+            .collect())
     }
 
     /// The number of records in this test's table (a scan is fine for a test table).
     pub async fn record_count(&self) -> TestResult<usize> {
-        let out = self.app.stack.clients.dynamodb.scan().table_name(&self.app.service.config().table).send().await?;
+        let out = self
+            .app
+            .stack
+            .clients
+            .dynamodb
+            .scan()
+            .table_name(&self.app.service.config().table)
+            .send()
+            .await?;
         Ok(out.items().len())
     }
 }

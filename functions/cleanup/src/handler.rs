@@ -7,10 +7,16 @@ use media_core::service::CleanupSummary;
 use serde_json::Value;
 
 /// Handles one scheduled event (its content is not used).
-pub async fn handle(service: &MediaService, _event: LambdaEvent<Value>) -> Result<CleanupSummary, Diagnostic> {
+pub async fn handle(
+    service: &MediaService,
+    _event: LambdaEvent<Value>,
+) -> Result<CleanupSummary, Diagnostic> {
     service.run_cleanup().await.map_err(|e| {
         tracing::error!(error = %e, cause = ?e, "cleanup run failed");
-        Diagnostic { error_type: "Retryable".into(), error_message: e.to_string() }
+        Diagnostic {
+            error_type: "Retryable".into(),
+            error_message: e.to_string(),
+        }
     })
 }
 
@@ -22,31 +28,65 @@ mod tests {
     use media_core::provision::testkit::{SAMPLE_MEDIA_ID, TestStack, corpus_file, sample_event};
 
     #[tokio::test]
-    async fn the_scheduled_event_purges_deleted_media_past_the_grace_period() -> Result<(), Box<dyn std::error::Error>> {
+    async fn the_scheduled_event_purges_deleted_media_past_the_grace_period()
+    -> Result<(), Box<dyn std::error::Error>> {
         let stack = TestStack::new(&[("CLEANUP_GRACE_PERIOD_HOURS", "0")]).await?;
         let bytes = corpus_file("Kodak_CX7530.jpg")?;
         let media = stack.upload("u", "image/jpeg", &bytes, true).await?;
         let key = media_core::domain::ObjectKey::from_raw(media.key.clone());
         stack.service.process_upload(&key).await?;
         let kept = stack.upload("u", "image/jpeg", &bytes, true).await?;
-        stack.service.delete_media(&OwnerId::parse("u")?, &media.media_id).await?;
-        assert_eq!(stack.object_keys().await?.len(), 5, "original + 3 thumbnails + the kept original");
+        stack
+            .service
+            .delete_media(&OwnerId::parse("u")?, &media.media_id)
+            .await?;
+        assert_eq!(
+            stack.object_keys().await?.len(),
+            5,
+            "original + 3 thumbnails + the kept original"
+        );
 
         let event = |text: String| -> Result<_, serde_json::Error> {
-            Ok(LambdaEvent::new(serde_json::from_str(&text)?, Context::default()))
+            Ok(LambdaEvent::new(
+                serde_json::from_str(&text)?,
+                Context::default(),
+            ))
         };
-        let summary = handle(&stack.service, event(sample_event("cleanup", "scheduled.json", SAMPLE_MEDIA_ID)?)?)
-            .await
-            .map_err(|d| d.error_message)?;
-        assert_eq!((summary.purged, summary.expired, summary.objects_deleted, summary.failures), (1, 0, 4, 0));
+        let summary = handle(
+            &stack.service,
+            event(sample_event("cleanup", "scheduled.json", SAMPLE_MEDIA_ID)?)?,
+        )
+        .await
+        .map_err(|d| d.error_message)?;
+        assert_eq!(
+            (
+                summary.purged,
+                summary.expired,
+                summary.objects_deleted,
+                summary.failures
+            ),
+            (1, 0, 4, 0)
+        );
         assert!(summary.bytes_reclaimed > bytes.len() as u64);
         assert_eq!(stack.object_keys().await?, vec![kept.key.clone()]);
-        assert!(stack.service.get_media(&OwnerId::parse("u")?, &MediaId::parse(kept.media_id.as_str())?).await.is_ok());
+        assert!(
+            stack
+                .service
+                .get_media(
+                    &OwnerId::parse("u")?,
+                    &MediaId::parse(kept.media_id.as_str())?
+                )
+                .await
+                .is_ok()
+        );
 
         // A second run has nothing to do.
-        let again = handle(&stack.service, event(sample_event("cleanup", "scheduled.json", SAMPLE_MEDIA_ID)?)?)
-            .await
-            .map_err(|d| d.error_message)?;
+        let again = handle(
+            &stack.service,
+            event(sample_event("cleanup", "scheduled.json", SAMPLE_MEDIA_ID)?)?,
+        )
+        .await
+        .map_err(|d| d.error_message)?;
         assert_eq!((again.purged, again.objects_deleted), (0, 0));
         Ok(())
     }

@@ -24,7 +24,8 @@ async fn confirm(service: &MediaService, req: &Request) -> Result<MediaView, Api
     let owner = api::owner(req)?;
     let body: ConfirmRequest = api::json_body(req)?;
     // A malformed id cannot name any media: the same 404 as someone else's.
-    let id = MediaId::parse(&body.media_id).map_err(|_| ApiError::new(404, "not_found", "no such media"))?;
+    let id = MediaId::parse(&body.media_id)
+        .map_err(|_| ApiError::new(404, "not_found", "no such media"))?;
     Ok(service.confirm_upload(&owner, &id).await?)
 }
 
@@ -35,18 +36,31 @@ mod tests {
     use serde_json::Value;
 
     #[tokio::test]
-    async fn the_sample_event_confirms_only_an_uploaded_object() -> Result<(), Box<dyn std::error::Error>> {
+    async fn the_sample_event_confirms_only_an_uploaded_object()
+    -> Result<(), Box<dyn std::error::Error>> {
         let stack = TestStack::new(&[]).await?;
         let bytes = corpus_file("Kodak_CX7530.jpg")?;
-        let missing = stack.upload(SAMPLE_OWNER, "image/jpeg", &bytes, false).await?;
-        let req = lambda_http::request::from_str(&sample_event("confirm", "confirm.json", missing.media_id.as_str())?)?;
+        let missing = stack
+            .upload(SAMPLE_OWNER, "image/jpeg", &bytes, false)
+            .await?;
+        let req = lambda_http::request::from_str(&sample_event(
+            "confirm",
+            "confirm.json",
+            missing.media_id.as_str(),
+        )?)?;
         let Ok(resp) = handle(&stack.service, req).await;
         assert_eq!(resp.status(), 409);
         let body: Value = serde_json::from_slice(resp.body().as_ref())?;
         assert_eq!(body["error"]["code"], "not_uploaded");
 
-        let uploaded = stack.upload(SAMPLE_OWNER, "image/jpeg", &bytes, true).await?;
-        let req = lambda_http::request::from_str(&sample_event("confirm", "confirm.json", uploaded.media_id.as_str())?)?;
+        let uploaded = stack
+            .upload(SAMPLE_OWNER, "image/jpeg", &bytes, true)
+            .await?;
+        let req = lambda_http::request::from_str(&sample_event(
+            "confirm",
+            "confirm.json",
+            uploaded.media_id.as_str(),
+        )?)?;
         let Ok(resp) = handle(&stack.service, req).await;
         assert_eq!(resp.status(), 200);
         let body: Value = serde_json::from_slice(resp.body().as_ref())?;

@@ -28,15 +28,41 @@ mod tests {
     #[tokio::test]
     async fn the_sample_event_soft_deletes_once() -> Result<(), Box<dyn std::error::Error>> {
         let stack = TestStack::new(&[]).await?;
-        let media = stack.upload(SAMPLE_OWNER, "image/jpeg", &corpus_file("Kodak_CX7530.jpg")?, true).await?;
-        let other = stack.upload("someone-else", "image/jpeg", &corpus_file("Kodak_CX7530.jpg")?, true).await?;
+        let media = stack
+            .upload(
+                SAMPLE_OWNER,
+                "image/jpeg",
+                &corpus_file("Kodak_CX7530.jpg")?,
+                true,
+            )
+            .await?;
+        let other = stack
+            .upload(
+                "someone-else",
+                "image/jpeg",
+                &corpus_file("Kodak_CX7530.jpg")?,
+                true,
+            )
+            .await?;
         let event = |id: &str| sample_event("delete", "delete.json", id);
 
-        let Ok(resp) = handle(&stack.service, lambda_http::request::from_str(&event(other.media_id.as_str())?)?).await;
+        let Ok(resp) = handle(
+            &stack.service,
+            lambda_http::request::from_str(&event(other.media_id.as_str())?)?,
+        )
+        .await;
         assert_eq!(resp.status(), 404, "another user's media");
-        let Ok(resp) = handle(&stack.service, lambda_http::request::from_str(&event(media.media_id.as_str())?)?).await;
+        let Ok(resp) = handle(
+            &stack.service,
+            lambda_http::request::from_str(&event(media.media_id.as_str())?)?,
+        )
+        .await;
         assert_eq!(resp.status(), 204);
-        let Ok(resp) = handle(&stack.service, lambda_http::request::from_str(&event(media.media_id.as_str())?)?).await;
+        let Ok(resp) = handle(
+            &stack.service,
+            lambda_http::request::from_str(&event(media.media_id.as_str())?)?,
+        )
+        .await;
         assert_eq!(resp.status(), 404, "already deleted");
         Ok(())
     }

@@ -21,14 +21,27 @@ async fn get(service: &MediaService, req: &Request) -> Result<MediaView, ApiErro
 #[cfg(test)]
 mod tests {
     use super::*;
-    use media_core::provision::testkit::{SAMPLE_MEDIA_ID, SAMPLE_OWNER, TestStack, corpus_file, sample_event};
+    use media_core::provision::testkit::{
+        SAMPLE_MEDIA_ID, SAMPLE_OWNER, TestStack, corpus_file, sample_event,
+    };
     use serde_json::Value;
 
     #[tokio::test]
     async fn the_sample_event_returns_the_owners_media() -> Result<(), Box<dyn std::error::Error>> {
         let stack = TestStack::new(&[]).await?;
-        let media = stack.upload(SAMPLE_OWNER, "image/jpeg", &corpus_file("Kodak_CX7530.jpg")?, false).await?;
-        let req = lambda_http::request::from_str(&sample_event("get", "get.json", media.media_id.as_str())?)?;
+        let media = stack
+            .upload(
+                SAMPLE_OWNER,
+                "image/jpeg",
+                &corpus_file("Kodak_CX7530.jpg")?,
+                false,
+            )
+            .await?;
+        let req = lambda_http::request::from_str(&sample_event(
+            "get",
+            "get.json",
+            media.media_id.as_str(),
+        )?)?;
         let Ok(resp) = handle(&stack.service, req).await;
         assert_eq!(resp.status(), 200);
         let body: Value = serde_json::from_slice(resp.body().as_ref())?;
@@ -36,7 +49,14 @@ mod tests {
         assert_eq!(body["status"], "pending");
 
         // Someone else's media, and a malformed or unknown id: all the same 404.
-        let other = stack.upload("someone-else", "image/jpeg", &corpus_file("Kodak_CX7530.jpg")?, false).await?;
+        let other = stack
+            .upload(
+                "someone-else",
+                "image/jpeg",
+                &corpus_file("Kodak_CX7530.jpg")?,
+                false,
+            )
+            .await?;
         for id in [other.media_id.as_str(), "not-an-id", SAMPLE_MEDIA_ID] {
             let req = lambda_http::request::from_str(&sample_event("get", "get.json", id)?)?;
             let Ok(resp) = handle(&stack.service, req).await;

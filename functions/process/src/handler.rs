@@ -7,7 +7,10 @@ use media_core::events;
 use serde_json::{Value, json};
 
 /// Handles one event (one or more records).
-pub async fn handle(service: &MediaService, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
+pub async fn handle(
+    service: &MediaService,
+    event: LambdaEvent<Value>,
+) -> Result<Value, Diagnostic> {
     let mut outcomes = Vec::new();
     for record in events::object_created(&event.payload) {
         if record.bucket != service.config().bucket {
@@ -29,42 +32,75 @@ mod tests {
     use lambda_runtime::Context;
     use media_core::provision::testkit::{SAMPLE_OWNER, TestStack, corpus_file, sample_event};
 
-    async fn run(stack: &TestStack, file: &str, id: &str) -> Result<Value, Box<dyn std::error::Error>> {
+    async fn run(
+        stack: &TestStack,
+        file: &str,
+        id: &str,
+    ) -> Result<Value, Box<dyn std::error::Error>> {
         let text = sample_event("process", file, id)?.replace("media-bucket", &stack.config.bucket);
         let event = LambdaEvent::new(serde_json::from_str(&text)?, Context::default());
-        handle(&stack.service, event).await.map_err(|d| d.error_message.into())
+        handle(&stack.service, event)
+            .await
+            .map_err(|d| d.error_message.into())
     }
 
     #[tokio::test]
-    async fn real_s3_and_emulator_events_both_process_the_upload() -> Result<(), Box<dyn std::error::Error>> {
+    async fn real_s3_and_emulator_events_both_process_the_upload()
+    -> Result<(), Box<dyn std::error::Error>> {
         let stack = TestStack::new(&[]).await?;
         let bytes = corpus_file("Kodak_CX7530.jpg")?;
         for file in ["s3-object-created.json", "emulator-object-created.json"] {
-            let media = stack.upload(SAMPLE_OWNER, "image/jpeg", &bytes, true).await?;
+            let media = stack
+                .upload(SAMPLE_OWNER, "image/jpeg", &bytes, true)
+                .await?;
             // The sample keys carry a date folder; point them at this upload's real key.
             let date_folder = &media.key["uploads/".len().."uploads/2026/11/22".len()];
             let text = sample_event("process", file, media.media_id.as_str())?;
-            let text = text.replace("2026/11/22", date_folder).replace("2026%2F11%2F22", &date_folder.replace('/', "%2F"));
+            let text = text
+                .replace("2026/11/22", date_folder)
+                .replace("2026%2F11%2F22", &date_folder.replace('/', "%2F"));
             let text = text.replace("media-bucket", &stack.config.bucket);
             let event = LambdaEvent::new(serde_json::from_str(&text)?, Context::default());
-            let report = handle(&stack.service, event).await.map_err(|d| d.error_message)?;
-            assert_eq!(report["outcomes"][0]["outcome"], "ready", "{file}: {report}");
+            let report = handle(&stack.service, event)
+                .await
+                .map_err(|d| d.error_message)?;
+            assert_eq!(
+                report["outcomes"][0]["outcome"], "ready",
+                "{file}: {report}"
+            );
             // A repeated event changes nothing.
             let event = LambdaEvent::new(serde_json::from_str(&text)?, Context::default());
-            let report = handle(&stack.service, event).await.map_err(|d| d.error_message)?;
-            assert_eq!(report["outcomes"][0]["outcome"], "alreadyProcessed", "{file}: {report}");
+            let report = handle(&stack.service, event)
+                .await
+                .map_err(|d| d.error_message)?;
+            assert_eq!(
+                report["outcomes"][0]["outcome"], "alreadyProcessed",
+                "{file}: {report}"
+            );
         }
         Ok(())
     }
 
     #[tokio::test]
-    async fn events_for_unknown_keys_and_other_buckets_are_harmless() -> Result<(), Box<dyn std::error::Error>> {
+    async fn events_for_unknown_keys_and_other_buckets_are_harmless()
+    -> Result<(), Box<dyn std::error::Error>> {
         let stack = TestStack::new(&[]).await?;
-        let report = run(&stack, "s3-object-created.json", "019aa7c1e2f37b8c9d0e1f2a3b4c5d6f").await?;
+        let report = run(
+            &stack,
+            "s3-object-created.json",
+            "019aa7c1e2f37b8c9d0e1f2a3b4c5d6f",
+        )
+        .await?;
         assert_eq!(report["outcomes"][0]["outcome"], "orphan");
-        let text = sample_event("process", "s3-object-created.json", "019aa7c1e2f37b8c9d0e1f2a3b4c5d6f")?;
+        let text = sample_event(
+            "process",
+            "s3-object-created.json",
+            "019aa7c1e2f37b8c9d0e1f2a3b4c5d6f",
+        )?;
         let event = LambdaEvent::new(serde_json::from_str(&text)?, Context::default());
-        let report = handle(&stack.service, event).await.map_err(|d| d.error_message)?;
+        let report = handle(&stack.service, event)
+            .await
+            .map_err(|d| d.error_message)?;
         assert_eq!(report["outcomes"], serde_json::json!([]), "another bucket");
         Ok(())
     }

@@ -6,5 +6,8 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = Config::from_env()?;
     let service = MediaService::from_config(&config).await;
-    run(service_fn(|event| process::handler::handle(&service, event))).await
+    run(service_fn(|event| {
+        process::handler::handle(&service, event)
+    }))
+    .await
 }

@@ -1,0 +1,49 @@
+# The two commands a newcomer needs:
+#   make dev    run the whole system locally (emulator + API on http://127.0.0.1:3000)
+#   make test   run every test
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PY := python3
+PORT ?= 3000
+EMULATOR_PORT ?= 4566
+export SAM_CLI_TELEMETRY := 0
+export CARGO_TERM_COLOR ?= never
+
+.PHONY: help dev test venv build lint template clean
+
+help:
+	@echo "make dev    - run the whole system locally: emulator on 127.0.0.1:$(EMULATOR_PORT), API on http://127.0.0.1:$(PORT)"
+	@echo "make test   - run every test: format, lints, unit, handler and end-to-end tests, template checks"
+
+# The pinned Python tools (moto, aws-sam-cli, cfn-lint, cargo-lambda), in the repo's own venv.
+$(VENV)/.installed: tools/requirements.lock
+	$(PY) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -r tools/requirements.lock
+	touch $@
+
+venv: $(VENV)/.installed
+
+build:
+	cargo build --workspace --locked
+
+dev: venv
+	cargo build --locked -p media-dev
+	EMULATOR_PORT=$(EMULATOR_PORT) PORT=$(PORT) \
+	  CLEANUP_INTERVAL_SECONDS=$${CLEANUP_INTERVAL_SECONDS:-300} \
+	  scripts/with-emulator.sh target/debug/media-dev serve
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+
+template: venv
+	$(VENV)/bin/cfn-lint template.yaml
+	$(VENV)/bin/sam validate --lint --template template.yaml
+
+test: venv lint template
+	scripts/with-emulator.sh cargo test --workspace --locked
+
+clean:
+	rm -rf $(VENV) .local target .aws-sam

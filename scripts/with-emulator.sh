@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Runs a command against a fresh moto server (S3, DynamoDB, SQS) on a free 127.0.0.1 port, with the
+# AWS SDK pointed at it and dummy credentials; the server is stopped when the command ends.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+mkdir -p "$root/.local"
+port=${EMULATOR_PORT:-$("$root/.venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
+log="$root/.local/moto-$port.log"
+"$root/.venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
+pid=$!
+trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true' EXIT INT TERM
+
+# Wait at most 30 s for it to accept connections.
+for _ in $(seq 1 300); do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
+  if ! kill -0 "$pid" 2>/dev/null; then echo "moto_server died; see $log" >&2; exit 1; fi
+  sleep 0.1
+done
+(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "moto_server did not start on port $port; see $log" >&2; exit 1; }
+
+export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
+export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
+export AWS_EC2_METADATA_DISABLED=true
+"$@"
