@@ -486,3 +486,100 @@ async fn uploads_that_never_complete_expire_and_late_events_change_nothing() -> 
     t.app.shutdown().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_late_upload_after_delete_stays_deleted_and_cleanup_removes_it() -> TestResult {
+    let t = spawn_app(&[("CLEANUP_GRACE_PERIOD_HOURS", "0")]).await?;
+    let alice = token("alice");
+    let bytes = corpus("Kodak_CX7530.jpg")?;
+    let p = t
+        .presign(
+            Some(&alice),
+            &json!({"filename": "a.jpg", "contentType": "image/jpeg", "size": bytes.len()}),
+        )
+        .await?;
+    let id = p.body["mediaId"].as_str().ok_or("no id")?.to_owned();
+    assert_eq!(t.delete(&alice, &id).await?.status, 204);
+
+    // The upload lands after the delete; its event is delivered and processed.
+    let key = p.body["key"].as_str().ok_or("no key")?.to_owned();
+    t.app
+        .stack
+        .clients
+        .s3
+        .put_object()
+        .bucket(&t.app.service.config().bucket)
+        .key(&key)
+        .content_type("image/jpeg")
+        .body(bytes.into())
+        .send()
+        .await?;
+    let outcome = t
+        .app
+        .service
+        .process_upload(&media_core::domain::ObjectKey::from_raw(key))
+        .await?;
+    assert!(
+        matches!(
+            outcome,
+            media_core::service::ProcessOutcome::AlreadyProcessed { .. }
+        ),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        t.get(&alice, &id).await?.status,
+        404,
+        "a late event cannot undo the delete"
+    );
+
+    let summary = t.app.service.run_cleanup().await?;
+    assert_eq!((summary.purged, summary.failures), (1, 0), "{summary:?}");
+    assert_eq!(t.object_keys().await?, Vec::<String>::new());
+    assert_eq!(t.record_count().await?, 0);
+    t.app.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_owner_index_lists_an_owners_media_newest_first() -> TestResult {
+    use media_core::aws::DynamoMediaRepository;
+    use media_core::domain::OwnerId;
+    use media_core::ports::MediaRepository;
+
+    let t = spawn_app(&[]).await?;
+    let mut ids = Vec::new();
+    for (user, n) in [("alice", 3), ("bob", 1)] {
+        for _ in 0..n {
+            let r = t
+                .presign(
+                    Some(&token(user)),
+                    &json!({"filename": "a.jpg", "contentType": "image/jpeg", "size": 10}),
+                )
+                .await?;
+            if user == "alice" {
+                ids.push(r.body["mediaId"].as_str().ok_or("no id")?.to_owned());
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await; // distinct createdAt
+        }
+    }
+    let repo = DynamoMediaRepository::new(
+        t.app.stack.clients.dynamodb.clone(),
+        &t.app.service.config().table,
+    );
+    let listed: Vec<String> = repo
+        .list_by_owner(&OwnerId::parse("alice")?, 10)
+        .await?
+        .into_iter()
+        .map(|m| m.id.to_string())
+        .collect();
+    ids.reverse();
+    assert_eq!(listed, ids);
+    assert_eq!(
+        repo.list_by_owner(&OwnerId::parse("alice")?, 2)
+            .await?
+            .len(),
+        2
+    );
+    t.app.shutdown().await;
+    Ok(())
+}
