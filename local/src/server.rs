@@ -120,15 +120,19 @@ async fn handle(
 }
 
 fn error(e: ApiError) -> HttpResponse {
-    let body = json!({ "error": { "code": e.code, "message": e.message } }).to_string();
-    let mut resp = hyper::Response::new(Full::new(Bytes::from(body)));
-    *resp.status_mut() =
-        StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    resp.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    resp
+    to_hyper(e.into_response())
+}
+
+/// A function's response as the local server sends it.
+fn to_hyper(response: lambda_http::Response<lambda_http::Body>) -> HttpResponse {
+    let (parts, body) = response.into_parts();
+    let bytes = match body {
+        lambda_http::Body::Empty => Bytes::new(),
+        lambda_http::Body::Text(t) => Bytes::from(t),
+        lambda_http::Body::Binary(b) => Bytes::from(b),
+        _ => Bytes::new(),
+    };
+    hyper::Response::from_parts(parts, Full::new(bytes))
 }
 
 async fn dispatch(state: &ApiState, req: hyper::Request<Incoming>) -> HttpResponse {
@@ -203,14 +207,7 @@ async fn dispatch(state: &ApiState, req: hyper::Request<Incoming>) -> HttpRespon
         Function::Delete => delete::handler::handle(service, request).await,
     };
     let Ok(response) = response;
-    let (rparts, rbody) = response.into_parts();
-    let bytes = match rbody {
-        lambda_http::Body::Empty => Bytes::new(),
-        lambda_http::Body::Text(t) => Bytes::from(t),
-        lambda_http::Body::Binary(b) => Bytes::from(b),
-        _ => Bytes::new(),
-    };
-    hyper::Response::from_parts(rparts, Full::new(bytes))
+    to_hyper(response)
 }
 
 /// The API Gateway HTTP API (payload format 2.0) event for a request.

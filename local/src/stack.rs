@@ -10,7 +10,9 @@ use aws_sdk_s3::types::{
 use aws_sdk_sqs::types::QueueAttributeName;
 use media_core::Config;
 use media_core::aws::AwsClients;
-use media_core::provision::{ProvisionError, ensure_bucket, ensure_table, require_local_endpoint};
+use media_core::provision::{
+    ProvisionError, ensure_bucket, ensure_table, failed, require_local_endpoint,
+};
 
 /// The provisioned local stack.
 #[derive(Debug, Clone)]
@@ -21,15 +23,6 @@ pub struct LocalStack {
     pub sqs: aws_sdk_sqs::Client,
     /// URL of the queue that carries S3 events.
     pub queue_url: String,
-}
-
-fn failed(
-    step: &str,
-) -> impl FnOnce(Box<dyn std::error::Error + Send + Sync>) -> ProvisionError + '_ {
-    move |source| ProvisionError {
-        step: step.to_owned(),
-        source,
-    }
 }
 
 /// Waits (bounded) for the emulator, then creates everything `config` names.

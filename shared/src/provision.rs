@@ -19,7 +19,8 @@ pub struct ProvisionError {
     pub source: Box<dyn std::error::Error + Send + Sync>,
 }
 
-fn failed(
+/// Wraps an error as the failure of `step` (for `map_err`).
+pub fn failed(
     step: impl Into<String>,
 ) -> impl FnOnce(Box<dyn std::error::Error + Send + Sync>) -> ProvisionError {
     let step = step.into();
@@ -225,19 +226,21 @@ pub mod testkit {
 
         /// The keys of every object in the bucket.
         pub async fn object_keys(&self) -> Result<Vec<String>, Box<dyn std::error::Error>> {
-            let out = self
-                .clients
-                .s3
-                .list_objects_v2()
-                .bucket(&self.config.bucket)
-                .send()
-                .await?;
-            Ok(out
-                .contents()
-                .iter()
-                .filter_map(|o| o.key().map(str::to_owned))
-                .collect())
+            object_keys(&self.clients, &self.config.bucket).await
         }
+    }
+
+    /// The keys of every object in `bucket` (tests keep buckets small: one page is all of it).
+    pub async fn object_keys(
+        clients: &AwsClients,
+        bucket: &str,
+    ) -> Result<Vec<String>, Box<dyn std::error::Error>> {
+        let out = clients.s3.list_objects_v2().bucket(bucket).send().await?;
+        Ok(out
+            .contents()
+            .iter()
+            .filter_map(|o| o.key().map(str::to_owned))
+            .collect())
     }
 
     /// The media id used in the sample events under `events/`.

@@ -136,8 +136,13 @@ pub enum ProcessOutcome {
         /// The media.
         media_id: MediaId,
     },
-    /// No record owns this key.
+    /// No record owns this key: the object was deleted.
     Orphan,
+    /// The object was gone before it could be read (deleted meanwhile): nothing changed.
+    Missing {
+        /// The media.
+        media_id: MediaId,
+    },
     /// The key is not an original upload.
     Ignored,
 }
@@ -392,7 +397,10 @@ impl MediaService {
             return Ok(ProcessOutcome::Ignored);
         };
         let Some(media) = self.repo.get(&id).await?.filter(|m| m.key == *key) else {
-            warn!(key = %key, media_id = %id, outcome = "orphan", "no record owns this object");
+            // Keys are only made for records, and a record exists before its URL is handed out:
+            // an upload no record owns (its record expired or was purged) is garbage. Delete it.
+            self.store.delete(key).await?;
+            warn!(key = %key, media_id = %id, outcome = "orphan", "no record owns this upload; deleted it");
             return Ok(ProcessOutcome::Orphan);
         };
         if media.status != MediaStatus::Pending {
@@ -408,7 +416,7 @@ impl MediaService {
             Fetched::Bytes(b) => b,
             Fetched::Missing => {
                 warn!(media_id = %id, key = %key, outcome = "missing", "object vanished before processing");
-                return Ok(ProcessOutcome::AlreadyProcessed { media_id: id });
+                return Ok(ProcessOutcome::Missing { media_id: id });
             }
             Fetched::TooLarge(size) => {
                 let r = Rejection::new(
@@ -484,8 +492,14 @@ impl MediaService {
                 );
                 Ok(ProcessOutcome::Ready { media_id: id })
             }
-            // Deleted or expired meanwhile: cleanup removes the derivatives with the record.
             Transition::Conflict => {
+                // Deleted or expired meanwhile: cleanup purges a record's folders with the record.
+                // If the record is already gone, nothing would ever find what was just written.
+                if self.repo.get(&id).await?.is_none() {
+                    for d in derivatives.values() {
+                        self.store.delete(&d.key).await?;
+                    }
+                }
                 info!(media_id = %id, key = %key, outcome = "superseded", "record changed during processing");
                 Ok(ProcessOutcome::AlreadyProcessed { media_id: id })
             }

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use media_core::provision::testkit::test_config;
+use media_core::provision::testkit::{self, test_config};
 use media_dev::{App, Options, auth};
 use serde_json::{Value, json};
 
@@ -179,20 +179,7 @@ impl TestApp {
 
     /// The keys of every object in this test's bucket.
     pub async fn object_keys(&self) -> TestResult<Vec<String>> {
-        let out = self
-            .app
-            .stack
-            .clients
-            .s3
-            .list_objects_v2()
-            .bucket(&self.app.service.config().bucket)
-            .send()
-            .await?;
-        Ok(out
-            .contents()
-            .iter()
-            .filter_map(|o| o.key().map(str::to_owned))
-            .collect())
+        testkit::object_keys(&self.app.stack.clients, &self.app.service.config().bucket).await
     }
 
     /// The number of records in this test's table (a scan is fine for a test table).

@@ -85,13 +85,23 @@ mod tests {
     async fn events_for_unknown_keys_and_other_buckets_are_harmless()
     -> Result<(), Box<dyn std::error::Error>> {
         let stack = TestStack::new(&[]).await?;
-        let report = run(
-            &stack,
-            "s3-object-created.json",
-            "019aa7c1e2f37b8c9d0e1f2a3b4c5d6f",
-        )
-        .await?;
+        // An upload no record owns (its record expired or was purged) is deleted.
+        let orphan = "019aa7c1e2f37b8c9d0e1f2a3b4c5d6f";
+        let key = format!("uploads/2026/11/22/{orphan}/original.jpg");
+        let bucket = &stack.config.bucket;
+        let body = b"x".to_vec().into();
+        stack
+            .clients
+            .s3
+            .put_object()
+            .bucket(bucket)
+            .key(&key)
+            .body(body)
+            .send()
+            .await?;
+        let report = run(&stack, "s3-object-created.json", orphan).await?;
         assert_eq!(report["outcomes"][0]["outcome"], "orphan");
+        assert_eq!(stack.object_keys().await?, Vec::<String>::new());
         let text = sample_event(
             "process",
             "s3-object-created.json",
