@@ -10,9 +10,7 @@ use aws_sdk_s3::types::{
 use aws_sdk_sqs::types::QueueAttributeName;
 use media_core::Config;
 use media_core::aws::AwsClients;
-use media_core::provision::{
-    ProvisionError, ensure_bucket, ensure_table, failed, require_local_endpoint,
-};
+use media_core::provision::{ProvisionError, ensure_bucket, ensure_table, failed, local_endpoint};
 
 /// The provisioned local stack.
 #[derive(Debug, Clone)]
@@ -27,8 +25,8 @@ pub struct LocalStack {
 
 /// Waits (bounded) for the emulator, then creates everything `config` names.
 pub async fn provision(config: &Config) -> Result<LocalStack, ProvisionError> {
-    let endpoint = require_local_endpoint()?;
-    let clients = AwsClients::from_config(config).await;
+    let endpoint = local_endpoint()?;
+    let clients = AwsClients::for_emulator(config, &endpoint).await;
     let sqs = aws_sdk_sqs::Client::new(&clients.sdk_config);
 
     // Up to 30 s for the emulator to answer.

@@ -39,16 +39,33 @@ pub struct AwsClients {
 impl AwsClients {
     /// Loads the SDK configuration from the environment and builds the clients.
     pub async fn from_config(config: &Config) -> Self {
+        Self::with_loader(
+            config,
+            aws_config::defaults(aws_config::BehaviorVersion::latest()),
+        )
+        .await
+    }
+
+    /// The clients for a local emulator at `endpoint`, with dummy credentials (an emulator accepts
+    /// any), whatever the environment says: used by `media-dev` and the tests only.
+    pub async fn for_emulator(config: &Config, endpoint: &str) -> Self {
+        let loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(endpoint)
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                "test", "test", None, None, "emulator",
+            ));
+        Self::with_loader(config, loader).await
+    }
+
+    async fn with_loader(config: &Config, loader: aws_config::ConfigLoader) -> Self {
         // rustls on ring: no aws-lc C build, so the arm64 cross-build needs no cmake.
         let http = aws_smithy_http_client::Builder::new()
             .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
                 aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
             ))
             .build_https();
-        let sdk_config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .http_client(http)
-            .load()
-            .await;
+        let sdk_config = loader.http_client(http).load().await;
         let s3_config = aws_sdk_s3::config::Builder::from(&sdk_config)
             .force_path_style(config.s3_force_path_style)
             // Without this, presigned PUT URLs carry a checksum of an empty body and uploads fail.

@@ -27,10 +27,14 @@ pub fn failed(
     move |source| ProvisionError { step, source }
 }
 
-/// Refuses to provision anything unless the SDK points at a loopback emulator: tests and the local
-/// runner must never create resources in a real AWS account.
-pub fn require_local_endpoint() -> Result<String, ProvisionError> {
-    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
+/// The emulator the local runner and the tests use: `AWS_ENDPOINT_URL`, or
+/// `http://127.0.0.1:4566` when it is not set. Anything but a loopback address is refused: tests and
+/// the local runner must never create resources in a real AWS account.
+pub fn local_endpoint() -> Result<String, ProvisionError> {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL")
+        .ok()
+        .filter(|e| !e.is_empty())
+        .unwrap_or_else(|| "http://127.0.0.1:4566".to_owned());
     let local = ["http://127.0.0.1:", "http://localhost:", "http://[::1]:"];
     if local.iter().any(|p| endpoint.starts_with(p)) {
         Ok(endpoint)
@@ -125,7 +129,7 @@ pub mod testkit {
     use std::collections::HashMap;
     use std::sync::atomic::{AtomicU32, Ordering};
 
-    use super::{ProvisionError, ensure_bucket, ensure_table, require_local_endpoint};
+    use super::{ProvisionError, ensure_bucket, ensure_table, local_endpoint};
     use crate::aws::AwsClients;
     use crate::config::{Config, ConfigError};
     use crate::domain::OwnerId;
@@ -175,8 +179,7 @@ pub mod testkit {
     impl TestStack {
         /// Creates the bucket and table for `config` and builds the service.
         pub async fn with_config(config: Config) -> Result<Self, ProvisionError> {
-            require_local_endpoint()?;
-            let clients = AwsClients::from_config(&config).await;
+            let clients = AwsClients::for_emulator(&config, &local_endpoint()?).await;
             ensure_bucket(&clients, &config.bucket).await?;
             ensure_table(&clients, &config.table).await?;
             let service = MediaService::with_clients(&config, &clients);
