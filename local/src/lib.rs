@@ -92,6 +92,7 @@ impl App {
         let state = Arc::new(server::ApiState {
             service: service.clone(),
             jwt_secret: options.jwt_secret,
+            stack: stack.clone(),
             cors_origins: options.cors_origins,
         });
         let mut tasks = vec![

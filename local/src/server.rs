@@ -28,8 +28,55 @@ pub struct ApiState {
     pub service: MediaService,
     /// The HS256 secret of the local authorizer.
     pub jwt_secret: String,
+    /// The local stack, for the health check.
+    pub stack: crate::stack::LocalStack,
     /// Origins allowed by CORS (`*` for any).
     pub cors_origins: Vec<String>,
+}
+
+/// 200 when the table, the bucket and the event queue all answer (within 3 s), else 503.
+async fn health(state: &ApiState) -> HttpResponse {
+    let stack = &state.stack;
+    let config = state.service.config();
+    let checks = async {
+        let table = stack
+            .clients
+            .dynamodb
+            .describe_table()
+            .table_name(&config.table)
+            .send()
+            .await
+            .is_ok();
+        let bucket = stack
+            .clients
+            .s3
+            .head_bucket()
+            .bucket(&config.bucket)
+            .send()
+            .await
+            .is_ok();
+        let queue = stack
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&stack.queue_url)
+            .send()
+            .await
+            .is_ok();
+        (table, bucket, queue)
+    };
+    let response = match tokio::time::timeout(std::time::Duration::from_secs(3), checks).await {
+        Ok((true, true, true)) => media_core::api::json_response(200, &json!({"status": "ok"})),
+        Ok((table, bucket, queue)) => ApiError::new(
+            503,
+            "unavailable",
+            format!("not ready: table={table} bucket={bucket} queue={queue}"),
+        )
+        .into_response(),
+        Err(_) => {
+            ApiError::new(503, "unavailable", "the emulator did not answer in time").into_response()
+        }
+    };
+    to_hyper(response)
 }
 
 /// The routes, as in `template.yaml`.
@@ -144,12 +191,7 @@ async fn dispatch(state: &ApiState, req: hyper::Request<Incoming>) -> HttpRespon
         return resp;
     }
     if parts.method == Method::GET && path == "/health" {
-        let mut resp = hyper::Response::new(Full::new(Bytes::from_static(br#"{"status":"ok"}"#)));
-        resp.headers_mut().insert(
-            http::header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        return resp;
+        return health(state).await;
     }
     let Some((function, route_key, media_id)) = route(&parts.method, &path) else {
         return error(ApiError::new(

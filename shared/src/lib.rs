@@ -3,6 +3,8 @@
 //!
 //! Every Lambda function in `functions/` is a thin handler over [`service::MediaService`].
 
+#![warn(missing_docs)]
+
 pub mod api;
 pub mod aws;
 pub mod config;
