@@ -370,6 +370,9 @@ fn to_item(m: &Media) -> HashMap<String, AttributeValue> {
             item.insert("gcDue".to_owned(), s(format_time(t)));
         }
     }
+    if let Some(k) = &m.served_original {
+        item.insert("servedKey".to_owned(), s(k.as_str()));
+    }
     if let Some(meta) = &m.metadata {
         item.insert("metadata".to_owned(), json(meta));
     }
@@ -425,6 +428,7 @@ fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Media, RepoError>
         updated_at: time_of("updatedAt")?.ok_or_else(|| bad("missing updatedAt".into()))?,
         expires_at: time_of("expiresAt")?,
         deleted_at: time_of("deletedAt")?,
+        served_original: text("servedKey").map(ObjectKey::from_raw),
         metadata: parse_json(text("metadata")).map_err(bad)?,
         derivatives: parse_json::<BTreeMap<String, StoredDerivative>>(text("derivatives"))
             .map_err(bad)?
@@ -485,6 +489,7 @@ impl MediaRepository for DynamoMediaRepository {
     async fn mark_ready(
         &self,
         id: &MediaId,
+        served_original: &ObjectKey,
         metadata: &ImageMetadata,
         derivatives: &BTreeMap<String, StoredDerivative>,
         now: OffsetDateTime,
@@ -492,11 +497,12 @@ impl MediaRepository for DynamoMediaRepository {
         self.transition(
             "mark media ready",
             id,
-            "SET #s = :ready, metadata = :m, derivatives = :d, updatedAt = :now REMOVE gcQueue, gcDue, expiresAt",
+            "SET #s = :ready, servedKey = :k, metadata = :m, derivatives = :d, updatedAt = :now REMOVE gcQueue, gcDue, expiresAt",
             "#s = :pending",
             vec![
                 (":ready", status(MediaStatus::Ready)),
                 (":pending", status(MediaStatus::Pending)),
+                (":k", s(served_original.as_str())),
                 (":m", json(metadata)),
                 (":d", json(derivatives)),
                 (":now", s(format_time(now))),

@@ -426,6 +426,10 @@ pub struct Media {
     pub deleted_at: Option<OffsetDateTime>,
     /// Processing results (ready only).
     pub metadata: Option<ImageMetadata>,
+    /// The validated copy of the original that URLs serve (ready only). The upload key itself is
+    /// never served: a presigned PUT stays usable until it expires, so its content could change
+    /// after validation.
+    pub served_original: Option<ObjectKey>,
     /// Thumbnails by name (ready only).
     pub derivatives: BTreeMap<String, StoredDerivative>,
     /// Why it was rejected (rejected only).

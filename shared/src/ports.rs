@@ -146,10 +146,11 @@ pub trait MediaRepository: Send + Sync {
     async fn get(&self, id: &MediaId) -> Result<Option<Media>, RepoError>;
     /// The owner's records, newest first.
     async fn list_by_owner(&self, owner: &OwnerId, limit: usize) -> Result<Vec<Media>, RepoError>;
-    /// `pending` -> `ready`.
+    /// `pending` -> `ready`, with the served original's key, metadata and thumbnails.
     async fn mark_ready(
         &self,
         id: &MediaId,
+        served_original: &ObjectKey,
         metadata: &ImageMetadata,
         derivatives: &std::collections::BTreeMap<String, StoredDerivative>,
         now: OffsetDateTime,

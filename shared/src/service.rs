@@ -287,6 +287,7 @@ impl MediaService {
             updated_at: now,
             expires_at: Some(now + self.config.pending_ttl),
             deleted_at: None,
+            served_original: None,
             metadata: None,
             derivatives: BTreeMap::new(),
             rejection: None,
@@ -369,7 +370,9 @@ impl MediaService {
         let mut original_url = None;
         let mut thumbnails = BTreeMap::new();
         if media.status == MediaStatus::Ready {
-            original_url = Some(self.url(&media.key).await?);
+            if let Some(served) = &media.served_original {
+                original_url = Some(self.url(served).await?);
+            }
             for (name, d) in &media.derivatives {
                 thumbnails.insert(name.clone(), self.url(&d.key).await?);
             }
@@ -404,8 +407,9 @@ impl MediaService {
             return Ok(ProcessOutcome::Orphan);
         };
         if media.status != MediaStatus::Pending {
-            if media.status == MediaStatus::Rejected {
-                // A retry after a failed delete: make sure the rejected object is gone.
+            if matches!(media.status, MediaStatus::Rejected | MediaStatus::Ready) {
+                // Never served: a rejected file, a retry after a failed delete, or new bytes PUT
+                // again to a still-valid URL after validation. The served original is a copy.
                 self.store.delete(key).await?;
             }
             info!(media_id = %id, key = %key, status = media.status.as_str(), outcome = "duplicate", "already processed");
@@ -444,8 +448,9 @@ impl MediaService {
         let options = Arc::clone(&self.pipeline);
         let declared = media.content_type;
         let span = tracing::Span::current();
-        let result = tokio::task::spawn_blocking(move || {
-            span.in_scope(|| process_image(&bytes, declared, &options))
+        let (bytes, result) = tokio::task::spawn_blocking(move || {
+            let result = span.in_scope(|| process_image(&bytes, declared, &options));
+            (bytes, result)
         })
         .await
         .map_err(ProcessError::Task)?;
@@ -477,14 +482,28 @@ impl MediaService {
                 },
             );
         }
+        // The validated bytes, outside the upload prefix, are what the original's URL serves.
+        let served = ObjectKey::derivative(
+            &self.config.derivatives_prefix,
+            &id,
+            "original",
+            media.content_type.extension(),
+        );
+        self.store
+            .put(&served, bytes, media.content_type.mime())
+            .await?;
+
         let now = OffsetDateTime::now_utc();
         let elapsed_ms = started.elapsed().as_millis() as u64;
         match self
             .repo
-            .mark_ready(&id, &processed.metadata, &derivatives, now)
+            .mark_ready(&id, &served, &processed.metadata, &derivatives, now)
             .await?
         {
             Transition::Applied => {
+                // The upload is now redundant; a failure here is retried and lands in the
+                // duplicate path above, which deletes it.
+                self.store.delete(key).await?;
                 info!(
                     media_id = %id, owner = media.owner.as_str(), key = %key, status = "ready",
                     width = processed.metadata.width, height = processed.metadata.height, elapsed_ms,
@@ -499,6 +518,7 @@ impl MediaService {
                     for d in derivatives.values() {
                         self.store.delete(&d.key).await?;
                     }
+                    self.store.delete(&served).await?;
                 }
                 info!(media_id = %id, key = %key, outcome = "superseded", "record changed during processing");
                 Ok(ProcessOutcome::AlreadyProcessed { media_id: id })

@@ -87,10 +87,53 @@ async fn a_photo_goes_through_its_whole_life_and_leaves_nothing_behind() -> Test
         ],
     )
     .await?;
-    let (status, original) = t
-        .download(media["originalUrl"].as_str().ok_or("no originalUrl")?)
+    let original_url = media["originalUrl"]
+        .as_str()
+        .ok_or("no originalUrl")?
+        .to_owned();
+    assert_eq!(t.download(&original_url).await?, (200, photo.clone()));
+    let mut keys = t.object_keys().await?;
+    keys.sort();
+    let expected: Vec<String> = ["large.webp", "medium.webp", "original.jpg", "small.webp"]
+        .iter()
+        .map(|f| format!("derivatives/{id}/{f}"))
+        .collect();
+    assert_eq!(
+        keys, expected,
+        "the upload itself is gone; a validated copy is served"
+    );
+
+    // The presigned PUT is still valid: new bytes sent to it after validation are never served.
+    let tampered = vec![b'x'; photo.len()];
+    let put = t
+        .http
+        .put(presigned["url"].as_str().ok_or("no url")?)
+        .header("Content-Type", "image/jpeg")
+        .body(tampered)
+        .send()
         .await?;
-    assert_eq!((status, original.len()), (200, photo.len()));
+    assert!(put.status().is_success());
+    let upload_key = presigned["key"].as_str().ok_or("no key")?.to_owned();
+    for _ in 0..150 {
+        if !t.object_keys().await?.contains(&upload_key) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        !t.object_keys().await?.contains(&upload_key),
+        "the re-upload is deleted"
+    );
+    let again = t.get(&alice, id).await?.body;
+    assert_eq!(again["metadata"], media["metadata"]);
+    let (status, served) = t
+        .download(again["originalUrl"].as_str().ok_or("no originalUrl")?)
+        .await?;
+    assert_eq!(
+        (status, served == photo),
+        (200, true),
+        "the validated bytes are still what is served"
+    );
 
     let confirmed = t.confirm(&alice, id).await?;
     assert_eq!(
