@@ -90,4 +90,44 @@ mod tests {
         assert_eq!((again.purged, again.objects_deleted), (0, 0));
         Ok(())
     }
+
+    #[tokio::test]
+    async fn expired_uploads_are_removed_with_any_object_they_left()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let stack = TestStack::new(&[
+            ("PRESIGN_EXPIRY_SECONDS", "1"),
+            ("PENDING_TTL_SECONDS", "1"),
+        ])
+        .await?;
+        let bytes = corpus_file("Kodak_CX7530.jpg")?;
+        // One upload arrived but its event was lost; one never arrived. Neither is processed.
+        let arrived = stack.upload("u", "image/jpeg", &bytes, true).await?;
+        stack.upload("u", "image/jpeg", &bytes, false).await?;
+        assert_eq!(stack.object_keys().await?, vec![arrived.key.clone()]);
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+
+        let event = LambdaEvent::new(Value::Null, Context::default());
+        let summary = handle(&stack.service, event)
+            .await
+            .map_err(|d| d.error_message)?;
+        assert_eq!(
+            (summary.expired, summary.purged, summary.failures),
+            (2, 0, 0),
+            "{summary:?}"
+        );
+        assert_eq!(
+            (summary.objects_deleted, summary.bytes_reclaimed),
+            (1, bytes.len() as u64)
+        );
+        assert_eq!(stack.object_keys().await?, Vec::<String>::new());
+        let records = stack
+            .clients
+            .dynamodb
+            .scan()
+            .table_name(&stack.config.table)
+            .send()
+            .await?;
+        assert_eq!(records.items().len(), 0);
+        Ok(())
+    }
 }
