@@ -626,3 +626,27 @@ async fn the_owner_index_lists_an_owners_media_newest_first() -> TestResult {
     t.app.shutdown().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn with_a_cdn_configured_urls_are_cdn_urls() -> TestResult {
+    let t = spawn_app(&[("CDN_BASE_URL", "https://cdn.example.com/")]).await?;
+    let alice = token("alice");
+    let p = t
+        .upload(&alice, "k.jpg", "image/jpeg", &corpus("Kodak_CX7530.jpg")?)
+        .await?;
+    let id = p["mediaId"].as_str().ok_or("no id")?;
+    let media = t.wait_processed(&alice, id).await?;
+    assert_eq!(media["status"], "ready");
+    assert_eq!(
+        media["originalUrl"],
+        format!("https://cdn.example.com/derivatives/{id}/original.jpg")
+    );
+    for name in ["small", "medium", "large"] {
+        assert_eq!(
+            media["thumbnails"][name],
+            format!("https://cdn.example.com/derivatives/{id}/{name}.webp")
+        );
+    }
+    t.app.shutdown().await;
+    Ok(())
+}
