@@ -182,6 +182,17 @@ impl TestApp {
         testkit::object_keys(&self.app.stack.clients, &self.app.service.config().bucket).await
     }
 
+    /// Fails unless this test's bucket holds no object and its table no record.
+    pub async fn assert_nothing_stored(&self) -> TestResult {
+        assert_eq!(
+            self.object_keys().await?,
+            Vec::<String>::new(),
+            "objects left"
+        );
+        assert_eq!(self.record_count().await?, 0, "records left");
+        Ok(())
+    }
+
     /// The number of records in this test's table (a scan is fine for a test table).
     pub async fn record_count(&self) -> TestResult<usize> {
         let out = self
