@@ -23,7 +23,6 @@ pub fn local_config() -> Result<Config, media_core::config::ConfigError> {
             match name {
                 "MEDIA_BUCKET" => Some("media-local"),
                 "MEDIA_TABLE" => Some("media-local"),
-                "S3_FORCE_PATH_STYLE" => Some("true"),
                 _ => None,
             }
             .map(str::to_owned)

@@ -26,7 +26,7 @@ pub struct LocalStack {
 /// Waits (bounded) for the emulator, then creates everything `config` names.
 pub async fn provision(config: &Config) -> Result<LocalStack, ProvisionError> {
     let endpoint = local_endpoint()?;
-    let clients = AwsClients::for_emulator(config, &endpoint).await;
+    let clients = AwsClients::for_emulator(&endpoint).await;
     let sqs = aws_sdk_sqs::Client::new(&clients.sdk_config);
 
     // Up to 30 s for the emulator to answer.

@@ -123,7 +123,7 @@ pub fn media_id_param(req: &Request) -> Result<MediaId, ApiError> {
     req.path_parameters_ref()
         .and_then(|p| p.first("mediaId"))
         .and_then(|id| MediaId::parse(id).ok())
-        .ok_or_else(|| ApiError::new(404, "not_found", "no such media"))
+        .ok_or_else(|| MediaError::NotFound.into())
 }
 
 /// The JSON body, or a 400 that says what is wrong with it.

@@ -39,26 +39,24 @@ pub struct AwsClients {
 impl AwsClients {
     /// Loads the SDK configuration from the environment and builds the clients.
     pub async fn from_config(config: &Config) -> Self {
-        Self::with_loader(
-            config,
-            aws_config::defaults(aws_config::BehaviorVersion::latest()),
-        )
-        .await
+        let loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        Self::with_loader(loader, config.s3_force_path_style).await
     }
 
     /// The clients for a local emulator at `endpoint`, with dummy credentials (an emulator accepts
-    /// any), whatever the environment says: used by `media-dev` and the tests only.
-    pub async fn for_emulator(config: &Config, endpoint: &str) -> Self {
+    /// any) and path-style S3 URLs (a loopback address has no bucket subdomains), whatever the
+    /// environment says: used by `media-dev` and the tests only.
+    pub async fn for_emulator(endpoint: &str) -> Self {
         let loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .endpoint_url(endpoint)
             .region(aws_config::Region::new("us-east-1"))
             .credentials_provider(aws_sdk_s3::config::Credentials::new(
                 "test", "test", None, None, "emulator",
             ));
-        Self::with_loader(config, loader).await
+        Self::with_loader(loader, true).await
     }
 
-    async fn with_loader(config: &Config, loader: aws_config::ConfigLoader) -> Self {
+    async fn with_loader(loader: aws_config::ConfigLoader, force_path_style: bool) -> Self {
         // rustls on ring: no aws-lc C build, so the arm64 cross-build needs no cmake.
         let http = aws_smithy_http_client::Builder::new()
             .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
@@ -67,7 +65,7 @@ impl AwsClients {
             .build_https();
         let sdk_config = loader.http_client(http).load().await;
         let s3_config = aws_sdk_s3::config::Builder::from(&sdk_config)
-            .force_path_style(config.s3_force_path_style)
+            .force_path_style(force_path_style)
             // Without this, presigned PUT URLs carry a checksum of an empty body and uploads fail.
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
             .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
@@ -319,19 +317,7 @@ impl DynamoMediaRepository {
         for (name, value) in values {
             req = req.expression_attribute_values(name, value);
         }
-        match req.send().await {
-            Ok(_) => Ok(Transition::Applied),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(Transition::Conflict)
-            }
-            Err(e) => Err(RepoError::Backend {
-                operation,
-                source: Box::new(e),
-            }),
-        }
+        conditional(operation, req.send().await)
     }
 }
 
@@ -435,6 +421,28 @@ fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Media, RepoError>
             .unwrap_or_default(),
         rejection: parse_json(text("rejection")).map_err(bad)?,
     })
+}
+
+/// The outcome of a conditional write: a failed condition is [`Transition::Conflict`], any other
+/// error a backend failure.
+fn conditional<T, E, R>(
+    operation: &'static str,
+    result: Result<T, aws_sdk_dynamodb::error::SdkError<E, R>>,
+) -> Result<Transition, RepoError>
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match result {
+        Ok(_) => Ok(Transition::Applied),
+        Err(e)
+            if e.as_service_error().and_then(|s| s.code())
+                == Some("ConditionalCheckFailedException") =>
+        {
+            Ok(Transition::Conflict)
+        }
+        Err(e) => Err(backend(operation)(Box::new(e))),
+    }
 }
 
 fn backend(
@@ -585,16 +593,7 @@ impl MediaRepository for DynamoMediaRepository {
             .expression_attribute_values(":expired", status(MediaStatus::Expired))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(Transition::Applied),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(Transition::Conflict)
-            }
-            Err(e) => Err(backend("remove a media record")(Box::new(e))),
-        }
+        conditional("remove a media record", result)
     }
 
     async fn due(

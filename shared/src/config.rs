@@ -103,7 +103,8 @@ pub struct Config {
     pub thumbnail_format: ThumbnailFormat,
     /// `THUMBNAIL_QUALITY` (default 80): lossy encoder quality 1-100.
     pub thumbnail_quality: u8,
-    /// `S3_FORCE_PATH_STYLE` (default false): path-style S3 URLs, for local emulators.
+    /// `S3_FORCE_PATH_STYLE` (default false): path-style S3 URLs, for S3-compatible stores that need
+    /// them (emulator clients always use them, see `AwsClients::for_emulator`).
     pub s3_force_path_style: bool,
 }
 

@@ -161,7 +161,6 @@ pub mod testkit {
         let names = HashMap::from([
             ("MEDIA_BUCKET".to_owned(), unique_name("media")),
             ("MEDIA_TABLE".to_owned(), unique_name("media")),
-            ("S3_FORCE_PATH_STYLE".to_owned(), "true".to_owned()),
         ]);
         let overrides: HashMap<String, String> = overrides
             .iter()
@@ -179,7 +178,7 @@ pub mod testkit {
     impl TestStack {
         /// Creates the bucket and table for `config` and builds the service.
         pub async fn with_config(config: Config) -> Result<Self, ProvisionError> {
-            let clients = AwsClients::for_emulator(&config, &local_endpoint()?).await;
+            let clients = AwsClients::for_emulator(&local_endpoint()?).await;
             ensure_bucket(&clients, &config.bucket).await?;
             ensure_table(&clients, &config.table).await?;
             let service = MediaService::with_clients(&config, &clients);

@@ -6,7 +6,7 @@ use lambda_http::{Body, Request, Response};
 use media_core::MediaService;
 use media_core::api::{self, ApiError};
 use media_core::domain::MediaId;
-use media_core::service::MediaView;
+use media_core::service::{MediaError, MediaView};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -24,8 +24,7 @@ async fn confirm(service: &MediaService, req: &Request) -> Result<MediaView, Api
     let owner = api::owner(req)?;
     let body: ConfirmRequest = api::json_body(req)?;
     // A malformed id cannot name any media: the same 404 as someone else's.
-    let id = MediaId::parse(&body.media_id)
-        .map_err(|_| ApiError::new(404, "not_found", "no such media"))?;
+    let id = MediaId::parse(&body.media_id).map_err(|_| MediaError::NotFound)?;
     Ok(service.confirm_upload(&owner, &id).await?)
 }
 
