@@ -11,7 +11,7 @@ EMULATOR_PORT ?= 4566
 export SAM_CLI_TELEMETRY := 0
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help dev test venv build lint template clean
+.PHONY: help dev test venv system build lint template clean
 
 help:
 	@echo "make dev    - run the whole system locally: emulator on 127.0.0.1:$(EMULATOR_PORT), API on http://127.0.0.1:$(PORT)"
@@ -25,16 +25,20 @@ $(VENV)/.installed: tools/requirements.lock
 
 venv: $(VENV)/.installed
 
-build:
+# Debian packages the build needs (cmake, nasm), pinned; installed only when missing.
+system:
+	scripts/system-deps.sh
+
+build: system
 	cargo build --workspace --locked
 
-dev: venv
+dev: system venv
 	cargo build --locked -p media-dev
 	EMULATOR_PORT=$(EMULATOR_PORT) PORT=$(PORT) \
 	  CLEANUP_INTERVAL_SECONDS=$${CLEANUP_INTERVAL_SECONDS:-300} \
 	  scripts/with-emulator.sh target/debug/media-dev serve
 
-lint:
+lint: system
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 
@@ -42,7 +46,7 @@ template: venv
 	$(VENV)/bin/cfn-lint template.yaml
 	$(VENV)/bin/sam validate --lint --template template.yaml
 
-test: venv lint template
+test: system venv lint template
 	scripts/with-emulator.sh cargo test --workspace --locked
 
 clean:

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::domain::ContentType;
+use crate::pipeline::DEFAULT_WEBP_METHOD;
 
 /// A configuration variable that is missing or malformed, by name.
 #[derive(Debug, thiserror::Error)]
@@ -77,7 +78,8 @@ pub struct Config {
     pub max_total_size: u64,
     /// `MAX_FILES_PER_REQUEST` (default 10).
     pub max_files_per_request: usize,
-    /// `ALLOWED_TYPES` (default `image/jpeg,image/png,image/webp`).
+    /// `ALLOWED_TYPES` (default `image/jpeg,image/png,image/webp,image/gif`; a GIF's first frame
+    /// is what the derivatives show).
     pub allowed_types: Vec<ContentType>,
     /// `PRESIGN_EXPIRY_SECONDS` (default 900): lifetime of upload URLs.
     pub presign_expiry: Duration,
@@ -97,15 +99,39 @@ pub struct Config {
     pub max_image_pixels: u64,
     /// `MAX_IMAGE_SIDE` (default 16384): largest width or height accepted.
     pub max_image_side: u32,
+    /// `MAX_IMAGE_FRAMES` (default 1000): most frames an animated GIF, PNG or WebP may have.
+    pub max_image_frames: u32,
+    /// `MAX_METADATA_BYTES` (default 1 MiB): most bytes of embedded metadata (EXIF, XMP, ICC,
+    /// comments, text chunks) a file may carry.
+    pub max_metadata_bytes: u64,
     /// `THUMBNAIL_SIZES` (default `small:150,medium:400,large:800`).
     pub thumbnail_sizes: Vec<ThumbnailSize>,
     /// `THUMBNAIL_FORMAT` (default `webp`; `webp|jpeg|png`).
     pub thumbnail_format: ThumbnailFormat,
     /// `THUMBNAIL_QUALITY` (default 80): lossy encoder quality 1-100.
     pub thumbnail_quality: u8,
+    /// `WEBP_METHOD` (default 2): libwebp's effort, 0 (fastest) to 6 (smallest files).
+    pub webp_method: u8,
+    /// `CONVERT_ORIGINAL_TO_WEBP` (default false): also store a WebP of the whole original and
+    /// serve it instead when it is smaller. Slow: it needs a full-size decode and encode.
+    pub convert_original_to_webp: bool,
     /// `S3_FORCE_PATH_STYLE` (default false): path-style S3 URLs, for S3-compatible stores that need
     /// them (emulator clients always use them, see `AwsClients::for_emulator`).
     pub s3_force_path_style: bool,
+}
+
+fn flag(v: Option<&str>) -> bool {
+    matches!(
+        v.map(str::to_ascii_lowercase).as_deref(),
+        Some("1" | "true" | "yes" | "on")
+    )
+}
+
+fn invalid_now<T>(name: &'static str, reason: &str) -> Result<T, ConfigError> {
+    Err(ConfigError::Invalid {
+        name,
+        reason: reason.into(),
+    })
 }
 
 impl Config {
@@ -144,7 +170,12 @@ impl Config {
         };
 
         let allowed_types = match get("ALLOWED_TYPES") {
-            None => vec![ContentType::Jpeg, ContentType::Png, ContentType::Webp],
+            None => vec![
+                ContentType::Jpeg,
+                ContentType::Png,
+                ContentType::Webp,
+                ContentType::Gif,
+            ],
             Some(v) => v
                 .split(',')
                 .map(|t| {
@@ -203,6 +234,8 @@ impl Config {
                 .unwrap_or(usize::MAX),
             max_image_pixels: number("MAX_IMAGE_PIXELS", 50_000_000)?,
             max_image_side: u32::try_from(number("MAX_IMAGE_SIDE", 16384)?).unwrap_or(u32::MAX),
+            max_image_frames: u32::try_from(number("MAX_IMAGE_FRAMES", 1000)?).unwrap_or(u32::MAX),
+            max_metadata_bytes: number("MAX_METADATA_BYTES", 1024 * 1024)?,
             thumbnail_sizes: parse_sizes(
                 get("THUMBNAIL_SIZES")
                     .as_deref()
@@ -211,15 +244,20 @@ impl Config {
             thumbnail_format,
             thumbnail_quality: u8::try_from(number("THUMBNAIL_QUALITY", 80)?.clamp(1, 100))
                 .unwrap_or(80),
-            s3_force_path_style: matches!(
-                get("S3_FORCE_PATH_STYLE").as_deref(),
-                Some("1" | "true" | "TRUE" | "yes")
-            ),
+            webp_method: match number("WEBP_METHOD", u64::from(DEFAULT_WEBP_METHOD))? {
+                m @ 0..=6 => m as u8,
+                _ => return invalid_now("WEBP_METHOD", "must be 0 to 6"),
+            },
+            convert_original_to_webp: flag(get("CONVERT_ORIGINAL_TO_WEBP").as_deref()),
+            s3_force_path_style: flag(get("S3_FORCE_PATH_STYLE").as_deref()),
         };
         config.check()
     }
 
     fn check(self) -> Result<Self, ConfigError> {
+        if self.max_image_frames == 0 {
+            return invalid_now("MAX_IMAGE_FRAMES", "must be positive");
+        }
         let invalid = |name, reason: &str| {
             Err(ConfigError::Invalid {
                 name,

@@ -135,6 +135,17 @@ impl ContentType {
         }
     }
 
+    /// The type a file extension names (case-insensitive, `jpeg`/`jpe` included).
+    pub fn from_extension(ext: &str) -> Option<Self> {
+        match ext.to_ascii_lowercase().as_str() {
+            "jpg" | "jpeg" | "jpe" => Some(Self::Jpeg),
+            "png" => Some(Self::Png),
+            "webp" => Some(Self::Webp),
+            "gif" => Some(Self::Gif),
+            _ => None,
+        }
+    }
+
     /// The short format name reported in metadata (`jpeg`, `png`, ...).
     pub fn format_name(self) -> &'static str {
         match self {
@@ -381,6 +392,15 @@ pub struct ImageMetadata {
     /// EXIF fields, when any were found.
     #[serde(default, skip_serializing_if = "ExifData::is_empty")]
     pub exif: ExifData,
+    /// Frames of an animated image (absent for a still one); derivatives show the first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frames: Option<u32>,
+    /// A BlurHash of the displayed image, for a placeholder while the thumbnail loads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blurhash: Option<String>,
+    /// The dominant colour, `#rrggbb`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dominant_color: Option<String>,
 }
 
 /// One stored derivative (thumbnail) of a ready image.

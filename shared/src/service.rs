@@ -447,9 +447,11 @@ impl MediaService {
 
         let options = Arc::clone(&self.pipeline);
         let declared = media.content_type;
+        let extension = key.as_str().rsplit_once('.').map(|(_, e)| e.to_owned());
         let span = tracing::Span::current();
         let (bytes, result) = tokio::task::spawn_blocking(move || {
-            let result = span.in_scope(|| process_image(&bytes, declared, &options));
+            let result =
+                span.in_scope(|| process_image(&bytes, declared, extension.as_deref(), &options));
             (bytes, result)
         })
         .await
@@ -459,6 +461,7 @@ impl MediaService {
             Err(rejection) => return self.reject(&media, rejection, started).await,
         };
 
+        let timings = processed.timings;
         let mut derivatives = BTreeMap::new();
         for thumb in processed.thumbnails {
             let key = ObjectKey::derivative(
@@ -482,15 +485,20 @@ impl MediaService {
                 },
             );
         }
-        // The validated bytes, outside the upload prefix, are what the original's URL serves.
+        // The validated bytes (or their smaller WebP conversion), outside the upload prefix, are
+        // what the original's URL serves.
+        let (served_bytes, served_type) = match processed.original_webp {
+            Some(webp) => (webp, ContentType::Webp),
+            None => (bytes, media.content_type),
+        };
         let served = ObjectKey::derivative(
             &self.config.derivatives_prefix,
             &id,
             "original",
-            media.content_type.extension(),
+            served_type.extension(),
         );
         self.store
-            .put(&served, bytes, media.content_type.mime())
+            .put(&served, served_bytes, served_type.mime())
             .await?;
 
         let now = OffsetDateTime::now_utc();
@@ -507,6 +515,8 @@ impl MediaService {
                 info!(
                     media_id = %id, owner = media.owner.as_str(), key = %key, status = "ready",
                     width = processed.metadata.width, height = processed.metadata.height, elapsed_ms,
+                    decode_ms = timings.decode.as_millis() as u64, resize_ms = timings.resize.as_millis() as u64,
+                    encode_ms = timings.encode.as_millis() as u64,
                     "processed upload"
                 );
                 Ok(ProcessOutcome::Ready { media_id: id })

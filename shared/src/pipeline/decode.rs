@@ -1,0 +1,240 @@
+//! Decoding into a [`Raster`]: dimensions from the header first, then the pixels, no larger
+//! than the derivatives need. JPEG goes through libjpeg-turbo, which decodes at a reduced DCT
+//! scale (M/8) so a 12 MP photo never exists at full size; PNG, WebP and GIF go through the
+//! `image` crate with its allocation limits set.
+
+use std::io::Cursor;
+
+use image::{DynamicImage, ImageError, ImageFormat, ImageReader, Limits};
+use turbojpeg::{Colorspace, Decompressor, PixelFormat, ScalingFactor};
+
+use super::raster::Raster;
+use crate::domain::{ContentType, Rejection, RejectionCode};
+
+/// Most progressive scans a JPEG may have. Real encoders use about 10; each scan is another pass
+/// over every coefficient, so an unbounded count is a cheap way to burn CPU.
+const MAX_JPEG_SCANS: u32 = 200;
+
+/// A header read without touching pixel data.
+#[derive(Debug, Clone, Copy)]
+pub struct Header {
+    /// Stored width.
+    pub width: u32,
+    /// Stored height.
+    pub height: u32,
+}
+
+/// Reads the dimensions from the header. Nothing is allocated in proportion to them.
+pub fn header(bytes: &[u8], kind: ContentType) -> Result<Header, Rejection> {
+    match kind {
+        ContentType::Jpeg => {
+            let h = Decompressor::new()
+                .and_then(|mut d| d.read_header(bytes))
+                .map_err(|e| corrupt(&e))?;
+            Ok(Header {
+                width: u32::try_from(h.width).map_err(|_| corrupt(&"width"))?,
+                height: u32::try_from(h.height).map_err(|_| corrupt(&"height"))?,
+            })
+        }
+        _ => {
+            let (width, height) = reader(bytes, kind, Limits::default())
+                .into_dimensions()
+                .map_err(image_rejection)?;
+            Ok(Header { width, height })
+        }
+    }
+}
+
+/// Decodes the first frame. With `min_longest`, a JPEG is decoded at the smallest DCT scale whose
+/// longest side is still at least that many pixels; other formats always decode at full size.
+/// `adobe` says whether CMYK samples are stored inverted (a JPEG with an Adobe APP14 segment).
+pub fn decode(
+    bytes: &[u8],
+    kind: ContentType,
+    header: Header,
+    min_longest: Option<u32>,
+    adobe: bool,
+    limits: Limits,
+) -> Result<Raster, Rejection> {
+    match kind {
+        ContentType::Jpeg => decode_jpeg(bytes, header, min_longest, adobe),
+        _ => {
+            let image = reader(bytes, kind, limits)
+                .decode()
+                .map_err(image_rejection)?;
+            Ok(from_dynamic(image))
+        }
+    }
+}
+
+/// The scale at which a JPEG of this size is decoded.
+pub fn jpeg_scale(header: Header, min_longest: Option<u32>) -> ScalingFactor {
+    let longest = header.width.max(header.height) as usize;
+    let Some(target) = min_longest.map(|t| t as usize) else {
+        return ScalingFactor::ONE;
+    };
+    // Supported factors come largest first; keep the smallest that still covers the target.
+    Decompressor::supported_scaling_factors()
+        .into_iter()
+        .filter(|f| f.num() <= f.denom())
+        .filter(|f| f.scale(longest) >= target)
+        .min_by_key(|f| f.scale(longest))
+        .unwrap_or(ScalingFactor::ONE)
+}
+
+fn decode_jpeg(
+    bytes: &[u8],
+    header: Header,
+    min_longest: Option<u32>,
+    adobe: bool,
+) -> Result<Raster, Rejection> {
+    let mut d = Decompressor::new().map_err(|e| corrupt(&e))?;
+    let info = d.read_header(bytes).map_err(|e| corrupt(&e))?;
+    let factor = jpeg_scale(header, min_longest);
+    d.set_scaling_factor(factor).map_err(|e| corrupt(&e))?;
+    d.set_scan_limit(MAX_JPEG_SCANS).map_err(|e| corrupt(&e))?;
+    let scaled = info.scaled(factor);
+    let cmyk = matches!(info.colorspace, Colorspace::CMYK | Colorspace::YCCK);
+    let format = if cmyk {
+        PixelFormat::CMYK
+    } else {
+        PixelFormat::RGB
+    };
+    let mut image = turbojpeg::Image {
+        pixels: vec![0u8; format.size() * scaled.width * scaled.height],
+        width: scaled.width,
+        pitch: format.size() * scaled.width,
+        height: scaled.height,
+        format,
+    };
+    if let Err(e) = d.decompress(bytes, image.as_deref_mut())
+        && !benign_jpeg_warning(&e.to_string())
+    {
+        return Err(corrupt(&e));
+    }
+    let data = if cmyk {
+        cmyk_to_rgb(&image.pixels, adobe)
+    } else {
+        image.pixels
+    };
+    Ok(Raster {
+        width: u32::try_from(scaled.width).map_err(|_| corrupt(&"width"))?,
+        height: u32::try_from(scaled.height).map_err(|_| corrupt(&"height"))?,
+        channels: 3,
+        data,
+    })
+}
+
+/// libjpeg-turbo reports recoverable problems as warnings, and the TurboJPEG API returns them
+/// as errors after decoding the whole image. Warnings about missing or damaged entropy-coded data
+/// ("Premature end of JPEG file", "Corrupt JPEG data: bad Huffman code", ...) mean rows were
+/// filled with grey, so the file is corrupt. These few say nothing about the pixels.
+fn benign_jpeg_warning(message: &str) -> bool {
+    const BENIGN: [&str; 3] = [
+        "extraneous bytes before marker",
+        "unknown JFIF revision number",
+        "Unknown Adobe color transform code",
+    ];
+    BENIGN.iter().any(|b| message.contains(b))
+}
+
+/// Naive CMYK to RGB: what browsers do for CMYK JPEGs without a colour-managed path. Adobe
+/// (Photoshop) files store the samples inverted.
+fn cmyk_to_rgb(cmyk: &[u8], inverted: bool) -> Vec<u8> {
+    cmyk.chunks_exact(4)
+        .flat_map(|p| {
+            let [c, m, y, k] = if inverted {
+                [p[0], p[1], p[2], p[3]]
+            } else {
+                [255 - p[0], 255 - p[1], 255 - p[2], 255 - p[3]]
+            };
+            // With the inverted convention each sample is the amount of light let through.
+            let ch = |v: u8| ((u32::from(v) * u32::from(k) + 127) / 255) as u8;
+            [ch(c), ch(m), ch(y)]
+        })
+        .collect()
+}
+
+fn reader(bytes: &[u8], kind: ContentType, limits: Limits) -> ImageReader<Cursor<&[u8]>> {
+    let mut r = ImageReader::new(Cursor::new(bytes));
+    r.set_format(match kind {
+        ContentType::Jpeg => ImageFormat::Jpeg,
+        ContentType::Png => ImageFormat::Png,
+        ContentType::Webp => ImageFormat::WebP,
+        ContentType::Gif => ImageFormat::Gif,
+    });
+    r.limits(limits);
+    r
+}
+
+/// 8-bit RGB or RGBA, whatever the source depth, palette or transparency.
+fn from_dynamic(image: DynamicImage) -> Raster {
+    let (width, height) = (image.width(), image.height());
+    if image.color().has_alpha() {
+        Raster {
+            width,
+            height,
+            channels: 4,
+            data: image.into_rgba8().into_raw(),
+        }
+        .drop_opaque_alpha()
+    } else {
+        Raster {
+            width,
+            height,
+            channels: 3,
+            data: image.into_rgb8().into_raw(),
+        }
+    }
+}
+
+fn corrupt(e: &dyn std::fmt::Display) -> Rejection {
+    Rejection::new(
+        RejectionCode::Corrupt,
+        format!("the image could not be decoded: {e}"),
+    )
+}
+
+fn image_rejection(err: ImageError) -> Rejection {
+    match err {
+        ImageError::Limits(_) => Rejection::new(
+            RejectionCode::TooLargeDimensions,
+            "the image is over the decoding limits",
+        ),
+        ImageError::Unsupported(e) => Rejection::new(
+            RejectionCode::Corrupt,
+            format!("the image uses a feature that cannot be decoded: {e}"),
+        ),
+        other => corrupt(&other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_smallest_scale_that_covers_the_target() {
+        let h = |width, height| Header { width, height };
+        let scale = |hd: Header, t| {
+            let f = jpeg_scale(hd, t);
+            (f.num(), f.denom())
+        };
+        assert_eq!(scale(h(4000, 3000), Some(800)), (1, 4));
+        assert_eq!(scale(h(3000, 2000), Some(800)), (3, 8));
+        assert_eq!(scale(h(1800, 1200), Some(800)), (1, 2));
+        assert_eq!(scale(h(800, 600), Some(800)), (1, 1));
+        assert_eq!(scale(h(100, 78), Some(800)), (1, 1));
+        assert_eq!(scale(h(4000, 3000), None), (1, 1));
+    }
+
+    #[test]
+    fn inverted_cmyk_white_and_black() {
+        assert_eq!(
+            cmyk_to_rgb(&[255, 255, 255, 255], true),
+            vec![255, 255, 255]
+        );
+        assert_eq!(cmyk_to_rgb(&[255, 255, 255, 0], true), vec![0, 0, 0]);
+        assert_eq!(cmyk_to_rgb(&[0, 0, 0, 0], false), vec![255, 255, 255]);
+    }
+}

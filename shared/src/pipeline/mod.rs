@@ -1,0 +1,485 @@
+//! The image pipeline: bytes in, metadata and derivatives (or a rejection) out. Pure and
+//! synchronous: no I/O, so it runs in `spawn_blocking`, in `media-dev process` and in tests alike.
+//!
+//! The order of the checks is the point: size, magic number, container structure (metadata and
+//! frame counts), header dimensions; only then is a pixel buffer allocated, and only as large as
+//! the largest derivative needs (JPEG is decoded at a reduced DCT scale).
+
+mod container;
+mod decode;
+mod encode;
+mod exif;
+mod placeholder;
+mod raster;
+mod resize;
+mod sniff;
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::{Duration, Instant};
+
+use image::Limits;
+use sha2::{Digest, Sha256};
+
+pub use encode::{DEFAULT_WEBP_METHOD, EncodeOptions};
+pub use exif::read_exif;
+pub use raster::Raster;
+pub use resize::fit_inside;
+pub use sniff::{Sniffed, sniff};
+
+use crate::config::{Config, ThumbnailFormat, ThumbnailSize};
+use crate::domain::{ContentType, ImageMetadata, Rejection, RejectionCode};
+
+/// The knobs of the pipeline, taken from [`Config`].
+#[derive(Debug, Clone)]
+pub struct PipelineOptions {
+    /// Types accepted.
+    pub allowed_types: Vec<ContentType>,
+    /// Largest width x height.
+    pub max_pixels: u64,
+    /// Largest width or height.
+    pub max_side: u32,
+    /// Largest upload in bytes.
+    pub max_bytes: u64,
+    /// Most animation frames.
+    pub max_frames: u32,
+    /// Most bytes of embedded metadata.
+    pub max_metadata_bytes: u64,
+    /// Derivatives to make.
+    pub sizes: Vec<ThumbnailSize>,
+    /// Their format.
+    pub format: ThumbnailFormat,
+    /// Their lossy quality.
+    pub quality: u8,
+    /// libwebp's method (0-6).
+    pub webp_method: u8,
+    /// Also make a WebP of the whole original.
+    pub convert_original_to_webp: bool,
+}
+
+impl PipelineOptions {
+    /// The options the deployed function uses.
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            allowed_types: config.allowed_types.clone(),
+            max_pixels: config.max_image_pixels,
+            max_side: config.max_image_side,
+            max_bytes: config.max_file_size,
+            max_frames: config.max_image_frames,
+            max_metadata_bytes: config.max_metadata_bytes,
+            sizes: config.thumbnail_sizes.clone(),
+            format: config.thumbnail_format,
+            quality: config.thumbnail_quality,
+            webp_method: config.webp_method,
+            convert_original_to_webp: config.convert_original_to_webp,
+        }
+    }
+
+    fn encoding(&self) -> EncodeOptions {
+        EncodeOptions {
+            format: self.format,
+            quality: self.quality,
+            webp_method: self.webp_method,
+        }
+    }
+}
+
+/// One encoded derivative.
+#[derive(Debug, Clone)]
+pub struct Thumbnail {
+    /// Its size name (`small`, ...).
+    pub name: String,
+    /// Pixel width.
+    pub width: u32,
+    /// Pixel height.
+    pub height: u32,
+    /// The encoded file, with no metadata of the original.
+    pub bytes: Vec<u8>,
+    /// Its format.
+    pub format: ThumbnailFormat,
+}
+
+/// Where the time went, for logs and benchmarks.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Timings {
+    /// Checks, header and EXIF.
+    pub inspect: Duration,
+    /// Pixel decode.
+    pub decode: Duration,
+    /// Resizing and orientation.
+    pub resize: Duration,
+    /// Encoding the derivatives.
+    pub encode: Duration,
+}
+
+/// A successfully processed image.
+#[derive(Debug, Clone)]
+pub struct Processed {
+    /// What is stored in the record.
+    pub metadata: ImageMetadata,
+    /// The derivatives, largest first.
+    pub thumbnails: Vec<Thumbnail>,
+    /// A WebP of the whole (oriented) original, when asked for and smaller than the upload.
+    pub original_webp: Option<Vec<u8>>,
+    /// Where the time went.
+    pub timings: Timings,
+}
+
+/// Runs the whole pipeline on an uploaded file. `extension` is the object key's extension, which
+/// must agree with the content too. Never panics: a panic inside a decoder is caught here, as a
+/// last resort, and becomes a `corrupt` rejection.
+pub fn process_image(
+    bytes: &[u8],
+    declared: ContentType,
+    extension: Option<&str>,
+    opts: &PipelineOptions,
+) -> Result<Processed, Rejection> {
+    catch_unwind(AssertUnwindSafe(|| {
+        process_unguarded(bytes, declared, extension, opts)
+    }))
+    .unwrap_or_else(|_| {
+        Err(Rejection::new(
+            RejectionCode::Corrupt,
+            "the image could not be decoded",
+        ))
+    })
+}
+
+fn reject(code: RejectionCode, message: impl Into<String>) -> Rejection {
+    Rejection::new(code, message)
+}
+
+fn process_unguarded(
+    bytes: &[u8],
+    declared: ContentType,
+    extension: Option<&str>,
+    opts: &PipelineOptions,
+) -> Result<Processed, Rejection> {
+    let started = Instant::now();
+    if bytes.len() as u64 > opts.max_bytes {
+        return Err(reject(
+            RejectionCode::TooLarge,
+            format!(
+                "the file is {} bytes; the limit is {}",
+                bytes.len(),
+                opts.max_bytes
+            ),
+        ));
+    }
+    let kind = check_type(bytes, declared, extension, &opts.allowed_types)?;
+
+    let structure =
+        container::walk(bytes, kind).map_err(|e| reject(RejectionCode::Corrupt, e.0))?;
+    if structure.metadata_bytes > opts.max_metadata_bytes {
+        return Err(reject(
+            RejectionCode::MetadataTooLarge,
+            format!(
+                "the file carries {} bytes of metadata; the limit is {}",
+                structure.metadata_bytes, opts.max_metadata_bytes
+            ),
+        ));
+    }
+    if structure.frames > opts.max_frames {
+        return Err(reject(
+            RejectionCode::TooManyFrames,
+            format!(
+                "the image has {} frames; the limit is {}",
+                structure.frames, opts.max_frames
+            ),
+        ));
+    }
+
+    // Dimensions from the header, checked before any pixel buffer exists.
+    let header = decode::header(bytes, kind)?;
+    check_dimensions(header.width, header.height, opts)?;
+
+    let exif = if structure.metadata_bytes > 0 {
+        read_exif(bytes)
+    } else {
+        Default::default()
+    };
+    let orientation = exif.orientation.unwrap_or(1);
+    let inspected = started.elapsed();
+
+    // Only as many pixels as the largest derivative needs, unless the original is converted.
+    let largest = opts.sizes.iter().map(|s| s.size).max().unwrap_or(0);
+    let min_longest =
+        (!opts.convert_original_to_webp || kind == ContentType::Webp).then_some(largest.max(1));
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(opts.max_side);
+    limits.max_image_height = Some(opts.max_side);
+    // Room for a 16-bit RGBA decode at the pixel limit, and no more.
+    limits.max_alloc = Some(opts.max_pixels.saturating_mul(8).max(64 << 20));
+    let decoded = decode::decode(bytes, kind, header, min_longest, structure.adobe, limits)?;
+    let decode_time = started.elapsed() - inspected;
+
+    let mut timings = Timings {
+        inspect: inspected,
+        decode: decode_time,
+        ..Timings::default()
+    };
+    let (thumbnails, smallest) = make_thumbnails(
+        &decoded,
+        (header.width, header.height),
+        orientation,
+        opts,
+        &mut timings,
+    )?;
+
+    let original_webp = if opts.convert_original_to_webp && kind != ContentType::Webp {
+        let t = Instant::now();
+        let full = decoded.oriented(orientation);
+        let webp = encode::webp(&full, opts.quality, opts.webp_method)
+            .map_err(|e| reject(RejectionCode::Corrupt, e.to_string()))?;
+        timings.encode += t.elapsed();
+        (webp.len() < bytes.len()).then_some(webp)
+    } else {
+        None
+    };
+
+    let swaps = (5..=8).contains(&orientation);
+    let (width, height) = if swaps {
+        (header.height, header.width)
+    } else {
+        (header.width, header.height)
+    };
+    Ok(Processed {
+        metadata: ImageMetadata {
+            width,
+            height,
+            format: kind.format_name().to_owned(),
+            size: bytes.len() as u64,
+            sha256: hex::encode(Sha256::digest(bytes)),
+            exif,
+            frames: (structure.frames > 1).then_some(structure.frames),
+            blurhash: smallest.as_ref().and_then(placeholder::blurhash),
+            dominant_color: smallest.as_ref().and_then(placeholder::dominant_color),
+        },
+        thumbnails,
+        original_webp,
+        timings,
+    })
+}
+
+/// The content must be an accepted raster type, the declared one, and the key's extension's.
+fn check_type(
+    bytes: &[u8],
+    declared: ContentType,
+    extension: Option<&str>,
+    allowed: &[ContentType],
+) -> Result<ContentType, Rejection> {
+    let detected = match sniff(bytes) {
+        Sniffed::Raster(t) => t,
+        Sniffed::Unsupported(mime) => {
+            return Err(reject(
+                RejectionCode::UnsupportedType,
+                format!("{mime} images are not accepted"),
+            ));
+        }
+        Sniffed::NotAnImage => {
+            return Err(reject(
+                RejectionCode::NotAnImage,
+                "the content is not a recognised image",
+            ));
+        }
+    };
+    if !allowed.contains(&detected) {
+        return Err(reject(
+            RejectionCode::UnsupportedType,
+            format!("{detected} images are not accepted"),
+        ));
+    }
+    if detected != declared {
+        return Err(reject(
+            RejectionCode::TypeMismatch,
+            format!("declared {declared} but the content is {detected}"),
+        ));
+    }
+    if let Some(ext) = extension
+        && ContentType::from_extension(ext) != Some(detected)
+    {
+        return Err(reject(
+            RejectionCode::TypeMismatch,
+            format!("the content is {detected} but the name ends in .{ext}"),
+        ));
+    }
+    Ok(detected)
+}
+
+fn check_dimensions(width: u32, height: u32, opts: &PipelineOptions) -> Result<(), Rejection> {
+    let pixels = u64::from(width) * u64::from(height);
+    if width == 0 || height == 0 {
+        return Err(reject(RejectionCode::Corrupt, "the image has no pixels"));
+    }
+    if width > opts.max_side || height > opts.max_side || pixels > opts.max_pixels {
+        return Err(reject(
+            RejectionCode::TooLargeDimensions,
+            format!(
+                "{width}x{height} ({:.1} MP) is over the limit of {:.1} MP and {} px a side",
+                pixels as f64 / 1e6,
+                opts.max_pixels as f64 / 1e6,
+                opts.max_side
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The derivatives, largest first, each resized from the previous (larger) one and oriented
+/// only once it is small. Also returns the smallest, oriented, for the placeholders.
+fn make_thumbnails(
+    decoded: &Raster,
+    (stored_w, stored_h): (u32, u32),
+    orientation: u8,
+    opts: &PipelineOptions,
+    timings: &mut Timings,
+) -> Result<(Vec<Thumbnail>, Option<Raster>), Rejection> {
+    let mut sizes = opts.sizes.clone();
+    sizes.sort_by_key(|s| std::cmp::Reverse(s.size));
+    let mut resizer = resize::Lanczos::default();
+    let mut out = Vec::with_capacity(sizes.len());
+    let mut smallest = None;
+    let mut source: std::borrow::Cow<'_, Raster> = std::borrow::Cow::Borrowed(decoded);
+    for spec in sizes {
+        let t = Instant::now();
+        // Sized from the stored dimensions, so the result does not depend on the decode scale.
+        let (w, h) = fit_inside(stored_w, stored_h, spec.size);
+        let (w, h) = (w.min(source.width).max(1), h.min(source.height).max(1));
+        let resized = resizer
+            .resize(&source, w, h)
+            .map_err(|e| reject(RejectionCode::Corrupt, e.to_string()))?;
+        let oriented = resized.oriented(orientation);
+        let t2 = Instant::now();
+        timings.resize += t2 - t;
+        let bytes = encode::encode(&oriented, opts.encoding())
+            .map_err(|e| reject(RejectionCode::Corrupt, e.to_string()))?;
+        timings.encode += t2.elapsed();
+        out.push(Thumbnail {
+            name: spec.name,
+            width: oriented.width,
+            height: oriented.height,
+            bytes,
+            format: opts.format,
+        });
+        smallest = Some(oriented);
+        source = std::borrow::Cow::Owned(resized);
+    }
+    Ok((out, smallest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts() -> PipelineOptions {
+        PipelineOptions {
+            allowed_types: vec![ContentType::Jpeg, ContentType::Png, ContentType::Webp],
+            max_pixels: 50_000_000,
+            max_side: 16384,
+            max_bytes: 5 << 20,
+            max_frames: 1000,
+            max_metadata_bytes: 1 << 20,
+            sizes: vec![
+                ThumbnailSize {
+                    name: "small".into(),
+                    size: 150,
+                },
+                ThumbnailSize {
+                    name: "medium".into(),
+                    size: 400,
+                },
+                ThumbnailSize {
+                    name: "large".into(),
+                    size: 800,
+                },
+            ],
+            format: ThumbnailFormat::Webp,
+            quality: 80,
+            webp_method: DEFAULT_WEBP_METHOD,
+            convert_original_to_webp: false,
+        }
+    }
+
+    fn png(w: u32, h: u32) -> Vec<u8> {
+        use image::{DynamicImage, ImageFormat};
+        use std::io::Cursor;
+        let img = DynamicImage::ImageRgb8(image::RgbImage::from_fn(w, h, |x, y| {
+            image::Rgb([x as u8, y as u8, 7])
+        }));
+        let mut out = Vec::new();
+        let _ = img.write_to(&mut Cursor::new(&mut out), ImageFormat::Png);
+        out
+    }
+
+    #[test]
+    fn a_small_png_gets_three_unscaled_webp_thumbnails() -> Result<(), Rejection> {
+        let p = process_image(&png(300, 200), ContentType::Png, Some("png"), &opts())?;
+        assert_eq!(
+            (
+                p.metadata.width,
+                p.metadata.height,
+                p.metadata.format.as_str()
+            ),
+            (300, 200, "png")
+        );
+        let dims: Vec<_> = p
+            .thumbnails
+            .iter()
+            .map(|t| (t.name.as_str(), t.width, t.height))
+            .collect();
+        assert_eq!(
+            dims,
+            [
+                ("large", 300, 200),
+                ("medium", 300, 200),
+                ("small", 150, 100)
+            ]
+        );
+        for t in &p.thumbnails {
+            assert_eq!(
+                image::guess_format(&t.bytes).ok(),
+                Some(image::ImageFormat::WebP)
+            );
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn text_named_as_an_image_is_not_an_image() {
+        let err = process_image(
+            b"push graphic-context\nviewbox 0 0 640 480",
+            ContentType::Jpeg,
+            None,
+            &opts(),
+        )
+        .unwrap_err();
+        assert_eq!(err.code, RejectionCode::NotAnImage);
+    }
+
+    #[test]
+    fn a_png_named_jpg_is_a_type_mismatch() {
+        let err = process_image(&png(4, 4), ContentType::Png, Some("jpg"), &opts()).unwrap_err();
+        assert_eq!(err.code, RejectionCode::TypeMismatch);
+    }
+
+    #[test]
+    fn a_png_declared_as_jpeg_is_a_type_mismatch() {
+        let err = process_image(&png(4, 4), ContentType::Jpeg, None, &opts()).unwrap_err();
+        assert_eq!(err.code, RejectionCode::TypeMismatch);
+    }
+
+    #[test]
+    fn dimensions_are_checked_from_the_header() {
+        let mut o = opts();
+        o.max_pixels = 100;
+        let err = process_image(&png(20, 20), ContentType::Png, None, &o).unwrap_err();
+        assert_eq!(err.code, RejectionCode::TooLargeDimensions);
+    }
+
+    #[test]
+    fn a_truncated_png_is_corrupt() {
+        let bytes = png(64, 64);
+        let err =
+            process_image(&bytes[..bytes.len() / 2], ContentType::Png, None, &opts()).unwrap_err();
+        assert_eq!(err.code, RejectionCode::Corrupt);
+    }
+}
