@@ -11,11 +11,13 @@ EMULATOR_PORT ?= 4566
 export SAM_CLI_TELEMETRY := 0
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help dev test venv system build lint template clean
+.PHONY: help dev test venv system build lint template bench fuzz clean
 
 help:
 	@echo "make dev    - run the whole system locally: emulator on 127.0.0.1:$(EMULATOR_PORT), API on http://127.0.0.1:$(PORT)"
 	@echo "make test   - run every test: format, lints, unit, handler and end-to-end tests, template checks"
+	@echo "make bench  - time the image pipeline against libvips on the corpus (BENCH_ARGS='--rounds 3')"
+	@echo "make fuzz   - fuzz the image pipeline (FUZZ_SECONDS=600)"
 
 # The pinned Python tools (moto, aws-sam-cli, cfn-lint, cargo-lambda), in the repo's own venv.
 $(VENV)/.installed: tools/requirements.lock
@@ -24,6 +26,10 @@ $(VENV)/.installed: tools/requirements.lock
 	touch $@
 
 venv: $(VENV)/.installed
+
+$(VENV)/.bench-installed: $(VENV)/.installed tools/bench-requirements.txt
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/bench-requirements.txt
+	touch $@
 
 # Debian packages the build needs (cmake, nasm), pinned; installed only when missing.
 system:
@@ -48,6 +54,11 @@ template: venv
 
 test: system venv lint template
 	scripts/with-emulator.sh cargo test --workspace --locked
+
+# Our pipeline against libvips (pyvips), one core, warm, alternating; prints the ratios.
+bench: system $(VENV)/.bench-installed
+	cargo build --release --locked -p media-dev
+	$(VENV)/bin/python bench/compare.py --media-dev target/release/media-dev $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .local target .aws-sam

@@ -3,6 +3,7 @@
 //! (the emulator's S3 notifications), and the cleanup handler runs on a timer.
 
 pub mod auth;
+pub mod pipeline_cli;
 pub mod server;
 pub mod stack;
 pub mod worker;

@@ -1,14 +1,21 @@
-//! `media-dev serve | token <user> [--ttl SECONDS] | cleanup`
+//! `media-dev serve | token <user> [--ttl SECONDS] | cleanup | process <file> [...]`
 
 use std::process::ExitCode;
 use std::time::Duration;
 
+use media_core::pipeline::PipelineOptions;
+use media_dev::pipeline_cli::{self, ProcessArgs};
 use media_dev::{App, Options, auth, local_config};
 
 const USAGE: &str = "usage:
   media-dev serve                     run the API, event delivery and cleanup timer on the local emulator
   media-dev token <user> [--ttl SECS] print a token for <user> (default ttl 3600 s)
-  media-dev cleanup                   run the cleanup handler once and print its summary";
+  media-dev cleanup                   run the cleanup handler once and print its summary
+  media-dev process <file> [--out DIR] [--repeat N] [--type MIME]
+                                      run the process function's image pipeline on a local file
+                                      (THUMBNAIL_* and limits from the environment); print the
+                                      metadata that would be stored or the rejection; write the
+                                      derivatives to DIR; exit 0 if accepted, 3 if rejected";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -35,6 +42,7 @@ async fn main() -> ExitCode {
             Err(_) => Err("--ttl takes a number of seconds".into()),
         },
         ["cleanup"] => cleanup().await,
+        ["process", rest @ ..] => return process(rest),
         _ => Err(USAGE.into()),
     };
     match result {
@@ -46,6 +54,24 @@ async fn main() -> ExitCode {
                 eprintln!("  caused by: {s}");
                 source = s.source();
             }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn process(args: &[&str]) -> ExitCode {
+    let run = || -> Result<bool> {
+        let args = ProcessArgs::parse(args).map_err(|e| format!("{e}\n{USAGE}"))?;
+        let options = PipelineOptions::from_config(&local_config()?);
+        let report = pipeline_cli::run(&args, &options)?;
+        println!("{}", serde_json::to_string_pretty(&report.json)?);
+        Ok(report.accepted)
+    };
+    match run() {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(3),
+        Err(e) => {
+            eprintln!("media-dev: {e}");
             ExitCode::FAILURE
         }
     }

@@ -209,7 +209,7 @@ fn process_unguarded(
     limits.max_image_height = Some(opts.max_side);
     // Room for a 16-bit RGBA decode at the pixel limit, and no more.
     limits.max_alloc = Some(opts.max_pixels.saturating_mul(8).max(64 << 20));
-    let decoded = decode::decode(bytes, kind, header, min_longest, structure.adobe, limits)?;
+    let decoded = decode::decode(bytes, kind, header, min_longest, &structure, limits)?;
     let decode_time = started.elapsed() - inspected;
 
     let mut timings = Timings {

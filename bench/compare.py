@@ -1,0 +1,172 @@
+"""Our pipeline against the libvips anchor, on the corpus's large photos (and PNG and WebP
+renderings of one of them), one core each, warm: each side runs the three thumbnails
+`--repeat` times in one process, and the sides alternate for `--rounds` rounds. Prints
+per-file medians, the time and memory ratios, and the SSIM of each side's 400 px thumbnail
+against a Lanczos3 reference made from a full decode.
+
+usage: compare.py --media-dev PATH [--rounds 3] [--repeat 20] [--corpus DIR]
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import pyvips
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+JPEGS = [
+    "87_OSError.jpg",
+    "2569067123_aca715a2ee_o.jpg",
+    "iphone_hdr_YES.jpg",
+    "gain-map.jpg",
+    "HMD_Nokia_8.3_5G.jpg",
+]
+OTHERS = ["4.webp", "lossless_color_transform.webp"]
+# PNG and WebP renderings of this corpus photo stand in for photo-sized uploads of those types.
+RENDERED_FROM = "2569067123_aca715a2ee_o.jpg"
+ONE_CORE = ["taskset", "-c", "0"]
+
+
+def ours(media_dev, path, fmt, quality, method, repeat, out):
+    env = dict(os.environ, THUMBNAIL_FORMAT=fmt, THUMBNAIL_QUALITY=str(quality),
+               WEBP_METHOD=str(method), MAX_FILE_SIZE=str(64 << 20), RUST_LOG="warn")
+    r = subprocess.run(ONE_CORE + [media_dev, "process", path, "--repeat", str(repeat),
+                                   "--out", out], env=env, capture_output=True, text=True,
+                       timeout=600)
+    if r.returncode != 0:
+        sys.exit(f"media-dev failed on {path}: {r.stderr or r.stdout}")
+    t = json.loads(r.stdout)["timing"]
+    return t["medianMs"], t["peakRssKiB"]
+
+
+def vips(path, fmt, quality, method, repeat, out):
+    env = dict(os.environ, VIPS_CONCURRENCY="1")
+    r = subprocess.run(ONE_CORE + [sys.executable, os.path.join(HERE, "vips_thumbs.py"), path,
+                                   "--repeat", str(repeat), "--format", fmt,
+                                   "--quality", str(quality), "--method", str(method),
+                                   "--out", out], env=env, capture_output=True, text=True,
+                       timeout=600)
+    if r.returncode != 0:
+        sys.exit(f"vips failed on {path}: {r.stderr}")
+    t = json.loads(r.stdout)
+    return t["medianMs"], t["peakRssKiB"]
+
+
+def luma(image):
+    image = image.colourspace("srgb")
+    if image.hasalpha():
+        image = image.flatten(background=[255, 255, 255])
+    a = np.ndarray(buffer=image.write_to_memory(), dtype=np.uint8,
+                   shape=[image.height, image.width, image.bands]).astype(np.float64)
+    return 0.299 * a[..., 0] + 0.587 * a[..., 1] + 0.114 * a[..., 2]
+
+
+def blur(x, sigma=1.5, radius=5):
+    k = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    k /= k.sum()
+    x = np.apply_along_axis(lambda r: np.convolve(r, k, mode="valid"), 1, x)
+    return np.apply_along_axis(lambda c: np.convolve(c, k, mode="valid"), 0, x)
+
+
+def ssim(a, b):
+    """Mean SSIM (Wang et al. 2004: 11x11 Gaussian window, sigma 1.5) on luma."""
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    mu_a, mu_b = blur(a), blur(b)
+    var_a = blur(a * a) - mu_a ** 2
+    var_b = blur(b * b) - mu_b ** 2
+    cov = blur(a * b) - mu_a * mu_b
+    s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))
+    return float(s.mean())
+
+
+def reference_ssim(original, thumbnail_path):
+    """SSIM of a thumbnail against the full decode, auto-rotated, resized straight to the
+    thumbnail's own size with Lanczos3 (gap=0: no box pre-shrink)."""
+    thumb = pyvips.Image.new_from_file(thumbnail_path)
+    full = pyvips.Image.new_from_file(original).autorot()
+    ref = full.resize(thumb.width / full.width, vscale=thumb.height / full.height,
+                      kernel="lanczos3", gap=0)
+    return ssim(luma(ref), luma(thumb))
+
+
+def render_inputs(corpus, work):
+    src = pyvips.Image.new_from_file(os.path.join(corpus, RENDERED_FROM))
+    png = os.path.join(work, "photo-6mp.png")
+    webp = os.path.join(work, "photo-6mp.webp")
+    src.pngsave(png, compression=6, keep="none")
+    src.webpsave(webp, Q=85, keep="none")
+    return [png, webp]
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--media-dev", required=True)
+    p.add_argument("--corpus", default=os.environ.get(
+        "MEDIA_CORPUS_DIR", os.path.join(HERE, "..", "..", "shared", "corpus")))
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--repeat", type=int, default=20)
+    p.add_argument("--webp-method", type=int, default=2)
+    a = p.parse_args()
+
+    work = tempfile.mkdtemp(prefix="media-bench-")
+    files = [os.path.join(a.corpus, f) for f in JPEGS + OTHERS] + render_inputs(a.corpus, work)
+    setups = [("jpeg", 85), ("webp", 80)]
+    print(f"one core (taskset -c 0), {a.repeat} runs per process, {a.rounds} alternating rounds; "
+          f"libvips {pyvips.version(0)}.{pyvips.version(1)}.{pyvips.version(2)}; "
+          f"WebP method/effort {a.webp_method} on both sides")
+    rows = []
+    for fmt, quality in setups:
+        print(f"\n== {fmt} thumbnails, quality {quality} ==")
+        print(f"{'file':34} {'MP':>5} {'ours ms':>8} {'vips ms':>8} {'ratio':>6} "
+              f"{'ours MiB':>8} {'vips MiB':>8} {'SSIM ours':>9} {'SSIM vips':>9}")
+        for path in files:
+            name = os.path.basename(path)
+            head = pyvips.Image.new_from_file(path)
+            mp = head.width * head.height / 1e6
+            o_ms, o_kib, v_ms, v_kib = [], [], [], []
+            out_o = os.path.join(work, "ours", fmt)
+            out_v = os.path.join(work, "vips", fmt)
+            for r in range(a.rounds):
+                sides = [("o", ours), ("v", vips)]
+                if r % 2:
+                    sides.reverse()
+                for side, fn in sides:
+                    if side == "o":
+                        ms, kib = fn(a.media_dev, path, fmt, quality, a.webp_method, a.repeat, out_o)
+                        o_ms.append(ms); o_kib.append(kib)
+                    else:
+                        ms, kib = fn(path, fmt, quality, a.webp_method, a.repeat, out_v)
+                        v_ms.append(ms); v_kib.append(kib)
+            stem = os.path.splitext(name)[0]
+            ext = "jpg" if fmt == "jpeg" else "webp"
+            s_o = reference_ssim(path, os.path.join(out_o, f"{stem}.medium.{ext}"))
+            s_v = reference_ssim(path, os.path.join(out_v, f"{stem}.medium.{ext}"))
+            om, vm = statistics.median(o_ms), statistics.median(v_ms)
+            row = dict(fmt=fmt, file=name, kind=name.rsplit(".", 1)[-1], mp=mp, ours=om, vips=vm,
+                       ratio=om / vm, ours_mib=max(o_kib) / 1024, vips_mib=max(v_kib) / 1024,
+                       ssim_ours=s_o, ssim_vips=s_v)
+            rows.append(row)
+            print(f"{name:34} {mp:5.1f} {om:8.1f} {vm:8.1f} {om / vm:6.2f} "
+                  f"{row['ours_mib']:8.1f} {row['vips_mib']:8.1f} {s_o:9.4f} {s_v:9.4f}")
+
+    print("\n== summary (median of per-file ratios) ==")
+    for fmt, _ in setups:
+        for label, kinds in (("JPEG inputs", {"jpg"}), ("PNG and WebP inputs", {"png", "webp"})):
+            sel = [r for r in rows if r["fmt"] == fmt and r["kind"] in kinds]
+            if not sel:
+                continue
+            ratio = statistics.median(r["ratio"] for r in sel)
+            mem = max(r["ours_mib"] / r["vips_mib"] for r in sel)
+            dssim = max(r["ssim_vips"] - r["ssim_ours"] for r in sel)
+            print(f"{fmt} thumbnails, {label:20}: time {ratio:.2f}x libvips "
+                  f"(worst {max(r['ratio'] for r in sel):.2f}x), peak memory at most {mem:.2f}x, "
+                  f"SSIM at worst {dssim:+.4f} below libvips")
+
+
+if __name__ == "__main__":
+    main()
