@@ -60,5 +60,20 @@ bench: system $(VENV)/.bench-installed
 	cargo build --release --locked -p media-dev
 	$(VENV)/bin/python bench/compare.py --media-dev target/release/media-dev $(BENCH_ARGS)
 
+# cargo-fuzz (pinned) in .tools; libFuzzer needs nightly flags, which RUSTC_BOOTSTRAP allows on
+# the pinned stable toolchain. Seeds: the corpus's images. Finds land in fuzz/artifacts/.
+CARGO_FUZZ_VERSION := 0.13.2
+FUZZ_SECONDS ?= 600
+CORPUS_DIR ?= $(or $(MEDIA_CORPUS_DIR),../shared/corpus)
+.tools/bin/cargo-fuzz:
+	cargo install cargo-fuzz --version $(CARGO_FUZZ_VERSION) --locked --root .tools
+
+fuzz: system .tools/bin/cargo-fuzz
+	mkdir -p fuzz/corpus/pipeline
+	find $(CORPUS_DIR) -maxdepth 1 -type f \( -name '*.jpg' -o -name '*.png' -o -name '*.webp' -o -name '*.gif' \) \
+	  -size -300k -exec cp -n {} fuzz/corpus/pipeline/ \;
+	RUSTC_BOOTSTRAP=1 .tools/bin/cargo-fuzz run --fuzz-dir fuzz pipeline fuzz/corpus/pipeline -- \
+	  -max_total_time=$(FUZZ_SECONDS) -max_len=262144 -rss_limit_mb=2048 -timeout=10 -print_final_stats=1
+
 clean:
 	rm -rf $(VENV) .local target .aws-sam

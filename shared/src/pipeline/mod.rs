@@ -482,4 +482,135 @@ mod tests {
             process_image(&bytes[..bytes.len() / 2], ContentType::Png, None, &opts()).unwrap_err();
         assert_eq!(err.code, RejectionCode::Corrupt);
     }
+
+    /// A baseline JPEG of a gradient, with `segments` inserted after SOI.
+    fn jpeg(w: usize, h: usize, segments: &[Vec<u8>]) -> Vec<u8> {
+        let pixels: Vec<u8> = (0..w * h)
+            .flat_map(|i| [(i % w) as u8, (i / w) as u8, 90])
+            .collect();
+        let image = turbojpeg::Image {
+            pixels: pixels.as_slice(),
+            width: w,
+            pitch: w * 3,
+            height: h,
+            format: turbojpeg::PixelFormat::RGB,
+        };
+        let plain = turbojpeg::compress(image, 90, turbojpeg::Subsamp::Sub2x2)
+            .expect("compress")
+            .to_vec();
+        let mut out = plain[..2].to_vec();
+        for seg in segments {
+            out.extend(seg);
+        }
+        out.extend(&plain[2..]);
+        out
+    }
+
+    fn app1(payload: &[u8]) -> Vec<u8> {
+        let len = u16::try_from(payload.len() + 2).expect("segment length");
+        let mut seg = vec![0xFF, 0xE1];
+        seg.extend(len.to_be_bytes());
+        seg.extend(payload);
+        seg
+    }
+
+    /// A little-endian TIFF with one IFD0 entry: Make, ASCII, pointing at `make`.
+    fn exif_with_make(make: &[u8]) -> Vec<u8> {
+        let mut tiff = b"II*\0\x08\0\0\0".to_vec();
+        tiff.extend(1u16.to_le_bytes()); // one entry
+        tiff.extend(0x010Fu16.to_le_bytes()); // Make
+        tiff.extend(2u16.to_le_bytes()); // ASCII
+        tiff.extend((make.len() as u32 + 1).to_le_bytes());
+        tiff.extend(26u32.to_le_bytes()); // value offset: right after the IFD
+        tiff.extend(0u32.to_le_bytes()); // no next IFD
+        tiff.extend(make);
+        tiff.push(0);
+        let mut payload = b"Exif\0\0".to_vec();
+        payload.extend(tiff);
+        payload
+    }
+
+    #[test]
+    fn broken_exif_never_rejects_a_good_image() -> Result<(), Rejection> {
+        for garbage in [
+            b"Exif\0\0".to_vec(),
+            b"Exif\0\0II*\0\xff\xff\xff\x7f".to_vec(),
+            b"Exif\0\0MM\0*\0\0\0\x08\xff\xff".to_vec(),
+            [b"Exif\0\0".as_slice(), &[0xAB; 3000]].concat(),
+        ] {
+            let p = process_image(
+                &jpeg(64, 48, &[app1(&garbage)]),
+                ContentType::Jpeg,
+                None,
+                &opts(),
+            )?;
+            assert_eq!((p.metadata.width, p.metadata.height), (64, 48));
+            assert!(p.metadata.exif.is_empty());
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn exif_text_is_sanitised_and_capped() -> Result<(), Rejection> {
+        let mut make = b"Evil\x07\x1b[31mCorp\n".to_vec();
+        make.extend([b'x'; 400]);
+        let file = jpeg(32, 32, &[app1(&exif_with_make(&make))]);
+        let p = process_image(&file, ContentType::Jpeg, None, &opts())?;
+        let got = p.metadata.exif.make.unwrap_or_default();
+        assert!(got.starts_with("Evil[31mCorp"), "{got:?}");
+        assert!(!got.chars().any(char::is_control));
+        assert_eq!(got.chars().count(), 128);
+        Ok(())
+    }
+
+    #[test]
+    fn metadata_over_the_limit_is_refused_before_decoding() {
+        let file = jpeg(16, 16, &vec![app1(&[0u8; 60_000]); 3]);
+        let mut o = opts();
+        o.max_metadata_bytes = 100_000;
+        let err = process_image(&file, ContentType::Jpeg, None, &o).unwrap_err();
+        assert_eq!(err.code, RejectionCode::MetadataTooLarge);
+        o.max_metadata_bytes = 200_000;
+        assert!(process_image(&file, ContentType::Jpeg, None, &o).is_ok());
+    }
+
+    #[test]
+    fn frames_over_the_limit_are_refused() {
+        // A GIF with three 1x1 frames.
+        let mut gif = b"GIF89a\x01\0\x01\0\x80\0\0\0\0\0\xff\xff\xff".to_vec();
+        for _ in 0..3 {
+            gif.extend(b"\x2C\0\0\0\0\x01\0\x01\0\0\x02\x02\x44\x01\0");
+        }
+        gif.push(0x3B);
+        let mut o = opts();
+        o.allowed_types.push(ContentType::Gif);
+        let p = process_image(&gif, ContentType::Gif, Some("gif"), &o);
+        assert_eq!(p.map(|p| p.metadata.frames).ok(), Some(Some(3)));
+        o.max_frames = 2;
+        let err = process_image(&gif, ContentType::Gif, None, &o).unwrap_err();
+        assert_eq!(err.code, RejectionCode::TooManyFrames);
+    }
+
+    #[test]
+    fn the_original_can_be_converted_to_an_upright_webp() -> Result<(), Rejection> {
+        let mut o = opts();
+        o.convert_original_to_webp = true;
+        // Orientation 6: stored 60x40, displayed 40x60.
+        let tiff_orientation_6 = {
+            let mut t = b"Exif\0\0II*\0\x08\0\0\0\x01\0".to_vec();
+            t.extend(0x0112u16.to_le_bytes());
+            t.extend(3u16.to_le_bytes());
+            t.extend(1u32.to_le_bytes());
+            t.extend([6, 0, 0, 0]);
+            t.extend(0u32.to_le_bytes());
+            t
+        };
+        let file = jpeg(60, 40, &[app1(&tiff_orientation_6)]);
+        let p = process_image(&file, ContentType::Jpeg, None, &o)?;
+        let webp = p.original_webp.expect("smaller than a q90 JPEG");
+        let decoded = image::load_from_memory(&webp).expect("decodes");
+        assert_eq!((decoded.width(), decoded.height()), (40, 60));
+        assert_eq!((p.metadata.width, p.metadata.height), (40, 60));
+        Ok(())
+    }
 }
