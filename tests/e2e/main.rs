@@ -648,3 +648,82 @@ async fn with_a_cdn_configured_urls_are_cdn_urls() -> TestResult {
     t.app.shutdown().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn hostile_corpus_files_are_rejected_with_their_reason_and_leave_nothing_servable()
+-> TestResult {
+    let t = spawn_app(&[]).await?;
+    let alice = token("alice");
+    let cases = [
+        ("truncated.jpg", "image/jpeg", "corrupt"),
+        ("giant-image.jpg", "image/jpeg", "too_large_dimensions"),
+        ("xcrn0g04.png", "image/png", "not_an_image"),
+        ("SVG_XSS1.svg", "image/png", "not_an_image"),
+        ("pitm.avif", "image/webp", "unsupported_type"),
+    ];
+    let mut ids = Vec::new();
+    for (file, declared, _) in cases {
+        let p = t.upload(&alice, file, declared, &corpus(file)?).await?;
+        ids.push(p["mediaId"].as_str().ok_or("no mediaId")?.to_owned());
+    }
+    for ((file, _, code), id) in cases.iter().zip(&ids) {
+        let media = t.wait_processed(&alice, id).await?;
+        assert_eq!(media["status"], "rejected", "{file}");
+        assert_eq!(media["rejection"]["code"], *code, "{file}");
+        assert!(
+            media.get("originalUrl").is_none_or(Value::is_null),
+            "{file}"
+        );
+    }
+    // Neither the uploads nor anything derived from them is left in the bucket.
+    let keys = t.object_keys().await?;
+    assert!(
+        keys.iter()
+            .all(|k| !ids.iter().any(|id| k.contains(id.as_str()))),
+        "{keys:?}"
+    );
+    t.app.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_animated_gif_is_accepted_and_an_original_can_be_served_as_webp() -> TestResult {
+    let t = spawn_app(&[("CONVERT_ORIGINAL_TO_WEBP", "true")]).await?;
+    let alice = token("alice");
+
+    let gif = t
+        .upload(
+            &alice,
+            "squares.gif",
+            "image/gif",
+            &corpus("rotating-squares.gif")?,
+        )
+        .await?;
+    let gif_id = gif["mediaId"].as_str().ok_or("no mediaId")?;
+    let media = t.wait_processed(&alice, gif_id).await?;
+    assert_eq!(media["status"], "ready", "{media}");
+    assert_eq!(media["metadata"]["frames"], 30);
+    assert!(media["metadata"]["blurhash"].is_string());
+    check_thumbnails(&t, &media, &[("small", 80, 80), ("large", 80, 80)]).await?;
+
+    // A PNG photo: its WebP is far smaller, so the WebP is what the original's URL serves.
+    let photo = decode(&corpus("Landscape_1.jpg")?)?.resize(900, 600, image::imageops::Triangle);
+    let mut png = Vec::new();
+    photo.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
+    let p = t.upload(&alice, "landscape.png", "image/png", &png).await?;
+    let id = p["mediaId"].as_str().ok_or("no mediaId")?;
+    let media = t.wait_processed(&alice, id).await?;
+    assert_eq!(media["status"], "ready", "{media}");
+    let url = media["originalUrl"].as_str().ok_or("no originalUrl")?;
+    assert!(
+        url.contains(&format!("derivatives/{id}/original.webp")),
+        "{url}"
+    );
+    let (status, bytes) = t.download(url).await?;
+    assert_eq!(status, 200);
+    assert!(bytes.len() < png.len());
+    let served = decode(&bytes)?;
+    assert_eq!((served.width(), served.height()), (900, 600));
+    t.app.shutdown().await;
+    Ok(())
+}
