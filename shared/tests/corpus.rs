@@ -323,7 +323,8 @@ fn cmyk_16_bit_palette_and_transparent_inputs_keep_their_colours() {
         let p = run(&row, ThumbnailFormat::Png).expect("accepted");
         image::load_from_memory(&p.thumbnails[2].bytes).expect("decodes")
     };
-    // The CMYK photo's sky and the Adobe inversion: a mean far from a photographic negative.
+    // The CMYK photo goes through its embedded profile: its mean colour matches libvips's
+    // ICC conversion (128.2, 132.8, 122.8 for this file; the naive formula gives 109, 132, 110).
     let cmyk = small("Channel_digital_image_CMYK_color.jpg").into_rgb8();
     let mean: Vec<f64> = (0..3)
         .map(|c| {
@@ -331,7 +332,9 @@ fn cmyk_16_bit_palette_and_transparent_inputs_keep_their_colours() {
                 / f64::from(cmyk.width() * cmyk.height())
         })
         .collect();
-    assert!(mean.iter().all(|m| (40.0..220.0).contains(m)), "{mean:?}");
+    for (m, reference) in mean.iter().zip([128.2, 132.8, 122.8]) {
+        assert!((m - reference).abs() < 4.0, "{mean:?}");
+    }
 
     // PngSuite basn2c16: a 16-bit gradient; 8-bit output must still span the range.
     let deep = small("basn2c16.png").into_rgb8();

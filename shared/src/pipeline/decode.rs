@@ -118,7 +118,7 @@ fn decode_jpeg(
         return Err(corrupt(&e));
     }
     let data = if cmyk {
-        cmyk_to_rgb(&image.pixels, adobe)
+        cmyk_to_rgb(&image.pixels, adobe, jpeg_icc_profile(bytes).as_deref())
     } else {
         image.pixels
     };
@@ -209,9 +209,38 @@ fn benign_jpeg_warning(message: &str) -> bool {
     BENIGN.iter().any(|b| message.contains(b))
 }
 
-/// Naive CMYK to RGB: what browsers do for CMYK JPEGs without a colour-managed path. Adobe
-/// (Photoshop) files store the samples inverted.
-fn cmyk_to_rgb(cmyk: &[u8], inverted: bool) -> Vec<u8> {
+/// CMYK to sRGB: through the file's embedded CMYK profile when it has one that parses (what
+/// print-workflow files carry, and what libvips uses), else the naive composite browsers use.
+/// Adobe (Photoshop) files store the samples inverted.
+fn cmyk_to_rgb(cmyk: &[u8], inverted: bool, icc: Option<&[u8]>) -> Vec<u8> {
+    use moxcms::{ColorProfile, DataColorSpace, Layout, TransformOptions};
+    let profile = icc
+        .and_then(|icc| ColorProfile::new_from_slice(icc).ok())
+        .filter(|p| p.color_space == DataColorSpace::Cmyk);
+    if let Some(profile) = profile {
+        let transform = profile.create_transform_8bit(
+            Layout::Rgba,
+            &ColorProfile::new_srgb(),
+            Layout::Rgb,
+            // Relative colorimetric: libvips's default intent.
+            TransformOptions {
+                rendering_intent: moxcms::RenderingIntent::RelativeColorimetric,
+                ..TransformOptions::default()
+            },
+        );
+        if let Ok(transform) = transform {
+            // ICC device values count ink: 0 is paper white.
+            let ink: Vec<u8> = if inverted {
+                cmyk.iter().map(|v| 255 - v).collect()
+            } else {
+                cmyk.to_vec()
+            };
+            let mut rgb = vec![0u8; cmyk.len() / 4 * 3];
+            if transform.transform(&ink, &mut rgb).is_ok() {
+                return rgb;
+            }
+        }
+    }
     cmyk.chunks_exact(4)
         .flat_map(|p| {
             let [c, m, y, k] = if inverted {
@@ -224,6 +253,35 @@ fn cmyk_to_rgb(cmyk: &[u8], inverted: bool) -> Vec<u8> {
             [ch(c), ch(m), ch(y)]
         })
         .collect()
+}
+
+/// The ICC profile of a JPEG: the payloads of its `ICC_PROFILE` APP2 segments, in sequence order.
+fn jpeg_icc_profile(b: &[u8]) -> Option<Vec<u8>> {
+    const TAG: &[u8] = b"ICC_PROFILE\0";
+    let mut chunks = Vec::new();
+    let mut at = 2;
+    while at + 4 <= b.len() && b[at] == 0xFF {
+        let marker = b[at + 1];
+        if marker == 0xDA || marker == 0xD9 {
+            break;
+        }
+        let len = usize::from(u16::from_be_bytes([b[at + 2], b[at + 3]]));
+        let body = b.get(at + 4..at + 2 + len)?;
+        if marker == 0xE2 && body.starts_with(TAG) && body.len() > TAG.len() + 2 {
+            chunks.push((body[TAG.len()], &body[TAG.len() + 2..]));
+        }
+        at += 2 + len.max(2);
+    }
+    if chunks.is_empty() {
+        return None;
+    }
+    chunks.sort_by_key(|(seq, _)| *seq);
+    Some(
+        chunks
+            .into_iter()
+            .flat_map(|(_, data)| data.to_vec())
+            .collect(),
+    )
 }
 
 fn reader(bytes: &[u8], kind: ContentType, limits: Limits) -> ImageReader<Cursor<&[u8]>> {
@@ -309,11 +367,11 @@ mod tests {
 
     #[test]
     fn inverted_cmyk_white_and_black() {
-        assert_eq!(
-            cmyk_to_rgb(&[255, 255, 255, 255], true),
-            vec![255, 255, 255]
-        );
-        assert_eq!(cmyk_to_rgb(&[255, 255, 255, 0], true), vec![0, 0, 0]);
-        assert_eq!(cmyk_to_rgb(&[0, 0, 0, 0], false), vec![255, 255, 255]);
+        let white = vec![255, 255, 255];
+        assert_eq!(cmyk_to_rgb(&[255, 255, 255, 255], true, None), white);
+        assert_eq!(cmyk_to_rgb(&[255, 255, 255, 0], true, None), vec![0, 0, 0]);
+        assert_eq!(cmyk_to_rgb(&[0, 0, 0, 0], false, None), white);
+        // A profile that does not parse falls back to the same arithmetic.
+        assert_eq!(cmyk_to_rgb(&[0, 0, 0, 0], false, Some(b"junk")), white);
     }
 }
