@@ -11,12 +11,13 @@ EMULATOR_PORT ?= 4566
 export SAM_CLI_TELEMETRY := 0
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help dev test venv system build lint template bench fuzz clean
+.PHONY: help dev test venv system build lint template bench cold-start fuzz clean
 
 help:
 	@echo "make dev    - run the whole system locally: emulator on 127.0.0.1:$(EMULATOR_PORT), API on http://127.0.0.1:$(PORT)"
 	@echo "make test   - run every test: format, lints, unit, handler and end-to-end tests, template checks"
 	@echo "make bench  - time the image pipeline against libvips on the corpus (BENCH_ARGS='--rounds 3')"
+	@echo "make cold-start - measure the process function's cold start on the emulator"
 	@echo "make fuzz   - fuzz the image pipeline (FUZZ_SECONDS=600)"
 
 # The pinned Python tools (moto, aws-sam-cli, cfn-lint, cargo-lambda), in the repo's own venv.
@@ -59,6 +60,13 @@ test: system venv lint template
 bench: system $(VENV)/.bench-installed
 	cargo build --release --locked -p media-dev
 	$(VENV)/bin/python bench/compare.py --media-dev target/release/media-dev $(BENCH_ARGS)
+
+# The process function's cold start (process start to first S3 event handled) over the Lambda
+# Runtime API protocol, against the emulator.
+cold-start: system $(VENV)/.bench-installed
+	cargo build --release --locked -p process -p media-dev
+	scripts/with-emulator.sh $(VENV)/bin/python bench/cold_start.py \
+	  --bootstrap target/release/process --media-dev target/release/media-dev
 
 # cargo-fuzz (pinned) in .tools; libFuzzer needs nightly flags, which RUSTC_BOOTSTRAP allows on
 # the pinned stable toolchain. Seeds: the corpus's images. Finds land in fuzz/artifacts/.

@@ -75,6 +75,11 @@ class Handler(BaseHTTPRequestHandler):
         rt.finished.set()
 
 
+def client(service):
+    # with-emulator.sh sets AWS_ENDPOINT_URL and AWS_REGION; boto3 wants the region spelled out.
+    return boto3.client(service, region_name=os.environ.get("AWS_REGION", "us-east-1"))
+
+
 def stamp(t):
     return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
 
@@ -87,7 +92,7 @@ def pending_upload(photo):
     with open(photo, "rb") as f:
         data = f.read()
     expires = now + datetime.timedelta(hours=1)
-    boto3.client("dynamodb").put_item(TableName=TABLE, Item={
+    client("dynamodb").put_item(TableName=TABLE, Item={
         "id": {"S": media_id}, "ownerId": {"S": "bench"}, "status": {"S": "pending"},
         "filename": {"S": os.path.basename(photo)}, "contentType": {"S": "image/jpeg"},
         "size": {"N": str(len(data))}, "objectKey": {"S": key},
@@ -95,7 +100,7 @@ def pending_upload(photo):
         "expiresAt": {"S": stamp(expires)}, "gcQueue": {"S": "pending"},
         "gcDue": {"S": stamp(expires)},
     })
-    boto3.client("s3").put_object(Bucket=BUCKET, Key=key, Body=data, ContentType="image/jpeg")
+    client("s3").put_object(Bucket=BUCKET, Key=key, Body=data, ContentType="image/jpeg")
     return {"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
                          "s3": {"bucket": {"name": BUCKET},
                                 "object": {"key": key, "size": len(data)}}}]}

@@ -19,6 +19,8 @@ SIZES = (("large", 800), ("medium", 400), ("small", 150))
 
 def encode(image, fmt, quality, method):
     if fmt == "jpeg":
+        if image.hasalpha():
+            image = image.flatten(background=[255, 255, 255])  # as media-dev does
         # libvips's defaults otherwise: 4:2:0 below Q 90, no optimised coding, baseline.
         return image.jpegsave_buffer(Q=quality, keep="none")
     return image.webpsave_buffer(Q=quality, effort=method, keep="none")
