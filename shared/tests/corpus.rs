@@ -5,11 +5,9 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use media_core::config::{ThumbnailFormat, ThumbnailSize};
+use media_core::config::ThumbnailFormat;
 use media_core::domain::{ContentType, RejectionCode};
-use media_core::pipeline::{
-    DEFAULT_WEBP_METHOD, PipelineOptions, Processed, fit_inside, process_image,
-};
+use media_core::pipeline::{PipelineOptions, Processed, fit_inside, process_image};
 
 fn corpus_dir() -> PathBuf {
     std::env::var("MEDIA_CORPUS_DIR")
@@ -17,24 +15,11 @@ fn corpus_dir() -> PathBuf {
         .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus"))
 }
 
-/// The defaults of `Config::from_env()`, with a byte limit that admits every corpus file.
+/// The production defaults (`Config::from_env()` with no variable set), in the given format.
 fn production(format: ThumbnailFormat) -> PipelineOptions {
-    let size = |name: &str, size| ThumbnailSize {
-        name: name.into(),
-        size,
-    };
     PipelineOptions {
-        allowed_types: ContentType::ALL.to_vec(),
-        max_pixels: 50_000_000,
-        max_side: 16384,
-        max_bytes: 10 << 20,
-        max_frames: 1000,
-        max_metadata_bytes: 1 << 20,
-        sizes: vec![size("small", 150), size("medium", 400), size("large", 800)],
         format,
-        quality: 80,
-        webp_method: DEFAULT_WEBP_METHOD,
-        convert_original_to_webp: false,
+        ..PipelineOptions::defaults().expect("the default configuration is valid")
     }
 }
 

@@ -74,6 +74,15 @@ impl PipelineOptions {
         }
     }
 
+    /// The options the deployed function has when no variable is set: the production defaults,
+    /// for tools and tests that run the pipeline outside a function.
+    pub fn defaults() -> Result<Self, crate::config::ConfigError> {
+        let config = Config::from_lookup(|name| {
+            matches!(name, "MEDIA_BUCKET" | "MEDIA_TABLE").then(|| "unused".to_owned())
+        })?;
+        Ok(Self::from_config(&config))
+    }
+
     fn encoding(&self) -> EncodeOptions {
         EncodeOptions {
             format: self.format,
@@ -169,24 +178,27 @@ fn process_unguarded(
 
     let structure =
         container::walk(bytes, kind).map_err(|e| reject(RejectionCode::Corrupt, e.0))?;
-    if structure.metadata_bytes > opts.max_metadata_bytes {
-        return Err(reject(
-            RejectionCode::MetadataTooLarge,
-            format!(
-                "the file carries {} bytes of metadata; the limit is {}",
-                structure.metadata_bytes, opts.max_metadata_bytes
-            ),
-        ));
-    }
-    if structure.frames > opts.max_frames {
-        return Err(reject(
-            RejectionCode::TooManyFrames,
-            format!(
-                "the image has {} frames; the limit is {}",
-                structure.frames, opts.max_frames
-            ),
-        ));
-    }
+    let within = |code, what: &str, value: u64, limit: u64| {
+        if value > limit {
+            return Err(reject(
+                code,
+                format!("the file has {value} {what}; the limit is {limit}"),
+            ));
+        }
+        Ok(())
+    };
+    within(
+        RejectionCode::MetadataTooLarge,
+        "bytes of metadata",
+        structure.metadata_bytes,
+        opts.max_metadata_bytes,
+    )?;
+    within(
+        RejectionCode::TooManyFrames,
+        "frames",
+        u64::from(structure.frames),
+        u64::from(opts.max_frames),
+    )?;
 
     // Dimensions from the header, checked before any pixel buffer exists.
     let header = decode::header(bytes, kind)?;
