@@ -370,3 +370,25 @@ fn jpeg_derivatives_carry_no_metadata() {
         "metadata_too_large"
     );
 }
+
+/// Inputs the fuzzer (`make fuzz`) found, each once a panic inside a decoder: they must come out
+/// as clean rejections. `fuzz-animated-webp-panic.webp` is a mutation of the corpus's
+/// `animated-loop-3.webp` (sharp's fixture, Apache-2.0) that made the `image` crate's WebP decoder
+/// index out of bounds; animated WebP now goes through libwebp.
+#[test]
+fn inputs_the_fuzzer_found_are_rejected_cleanly() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    for (file, declared) in [("fuzz-animated-webp-panic.webp", ContentType::Webp)] {
+        let bytes = std::fs::read(dir.join(file)).expect("fixture");
+        let hook = std::panic::take_hook();
+        // Any panic, even one the pipeline would catch, fails the test.
+        std::panic::set_hook(Box::new(|info| {
+            eprintln!("{info}");
+            std::process::abort();
+        }));
+        let result = process_image(&bytes, declared, None, &production(ThumbnailFormat::Webp));
+        std::panic::set_hook(hook);
+        let err = result.err().map(|r| r.code.as_str());
+        assert_eq!(err, Some("corrupt"), "{file}");
+    }
+}

@@ -61,7 +61,8 @@ pub fn decode(
 ) -> Result<Raster, Rejection> {
     match kind {
         ContentType::Jpeg => decode_jpeg(bytes, header, min_longest, structure.adobe),
-        ContentType::Webp if structure.frames <= 1 => decode_webp(bytes, header, min_longest),
+        ContentType::Webp if structure.frames <= 1 => decode_webp(bytes, min_longest),
+        ContentType::Webp => decode_webp_first_frame(bytes, header),
         _ => {
             let image = reader(bytes, kind, limits)
                 .decode()
@@ -144,11 +145,7 @@ fn webp_scale(header: Header, min_longest: Option<u32>) -> (u32, u32) {
 /// A still WebP through libwebp, scaled while decoding. The `webp` crate has no safe API for
 /// scaling; this is the one place the project calls C directly.
 #[allow(unsafe_code)]
-fn decode_webp(
-    bytes: &[u8],
-    header: Header,
-    min_longest: Option<u32>,
-) -> Result<Raster, Rejection> {
+fn decode_webp(bytes: &[u8], min_longest: Option<u32>) -> Result<Raster, Rejection> {
     use libwebp_sys::{
         VP8StatusCode, WEBP_CSP_MODE, WebPDecode, WebPDecoderConfig, WebPGetFeatures,
         WebPRGBABuffer,
@@ -161,6 +158,10 @@ fn decode_webp(
         return Err(corrupt(&format!("libwebp: {status:?}")));
     }
     let channels = if config.input.has_alpha != 0 { 4 } else { 3 };
+    let header = Header {
+        width: u32::try_from(config.input.width).map_err(|_| corrupt(&"width"))?,
+        height: u32::try_from(config.input.height).map_err(|_| corrupt(&"height"))?,
+    };
     let (width, height) = webp_scale(header, min_longest);
     let (w, h) = (width as usize, height as usize);
     let mut data = vec![0u8; w * h * channels];
@@ -194,6 +195,72 @@ fn decode_webp(
         data,
     }
     .drop_opaque_alpha())
+}
+
+/// The first frame of an animated WebP, on its canvas: the frame's own bitstream (`VP8 `/`VP8L`,
+/// with its `ALPH`) is rewrapped as a still WebP and decoded by libwebp, then placed at its
+/// offset on a transparent canvas. (The `image` crate's pure-Rust decoder panics on some damaged
+/// animations; fuzzing found one, kept in `shared/tests/fixtures`.)
+fn decode_webp_first_frame(bytes: &[u8], canvas: Header) -> Result<Raster, Rejection> {
+    let le24 = |b: &[u8]| u32::from(b[0]) | u32::from(b[1]) << 8 | u32::from(b[2]) << 16;
+    let mut at = 12;
+    let frame = loop {
+        let chunk = bytes
+            .get(at..at + 8)
+            .ok_or_else(|| corrupt(&"the animation has no frame"))?;
+        let len = u32::from_le_bytes([chunk[4], chunk[5], chunk[6], chunk[7]]) as usize;
+        let body = bytes
+            .get(at + 8..at + 8 + len)
+            .ok_or_else(|| corrupt(&"a WebP chunk runs past the end of the file"))?;
+        if &chunk[..4] == b"ANMF" {
+            break body;
+        }
+        at += 8 + len + (len & 1);
+    };
+    if frame.len() < 16 {
+        return Err(corrupt(&"a WebP frame header is truncated"));
+    }
+    let (x, y) = (le24(&frame[0..3]) * 2, le24(&frame[3..6]) * 2);
+    let (w, h) = (le24(&frame[6..9]) + 1, le24(&frame[9..12]) + 1);
+    if u64::from(x) + u64::from(w) > u64::from(canvas.width)
+        || u64::from(y) + u64::from(h) > u64::from(canvas.height)
+    {
+        return Err(corrupt(&"a WebP frame lies outside its canvas"));
+    }
+    let sub = &frame[16..];
+    let mut still = Vec::with_capacity(sub.len() + 30);
+    still.extend(b"RIFF\0\0\0\0WEBP");
+    if sub.starts_with(b"ALPH") {
+        // Lossy with alpha needs a VP8X header saying so.
+        still.extend(b"VP8X");
+        still.extend(10u32.to_le_bytes());
+        still.extend([0x10, 0, 0, 0]);
+        still.extend(&(w - 1).to_le_bytes()[..3]);
+        still.extend(&(h - 1).to_le_bytes()[..3]);
+    }
+    still.extend(sub);
+    let riff = u32::try_from(still.len() - 8).map_err(|_| corrupt(&"size"))?;
+    still[4..8].copy_from_slice(&riff.to_le_bytes());
+    let decoded = decode_webp(&still, None)?;
+    if (decoded.width, decoded.height) != (w, h) {
+        return Err(corrupt(&"a WebP frame's size disagrees with its header"));
+    }
+    if (x, y, w, h) == (0, 0, canvas.width, canvas.height) {
+        return Ok(decoded);
+    }
+    let mut out = vec![0u8; canvas.width as usize * canvas.height as usize * 4];
+    let rgba = decoded.rgba();
+    for row in 0..h as usize {
+        let from = row * w as usize * 4;
+        let to = ((y as usize + row) * canvas.width as usize + x as usize) * 4;
+        out[to..to + w as usize * 4].copy_from_slice(&rgba[from..from + w as usize * 4]);
+    }
+    Ok(Raster {
+        width: canvas.width,
+        height: canvas.height,
+        channels: 4,
+        data: out,
+    })
 }
 
 /// libjpeg-turbo reports recoverable problems as warnings, and the TurboJPEG API returns them
