@@ -378,8 +378,16 @@ fn jpeg_derivatives_carry_no_metadata() {
 #[test]
 fn inputs_the_fuzzer_found_are_rejected_cleanly() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    for (file, declared) in [("fuzz-animated-webp-panic.webp", ContentType::Webp)] {
+    let mut fixtures: Vec<_> = std::fs::read_dir(&dir)
+        .expect("fixtures")
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .filter(|f| f.starts_with("fuzz-"))
+        .collect();
+    fixtures.sort();
+    assert!(!fixtures.is_empty());
+    for file in &fixtures {
         let bytes = std::fs::read(dir.join(file)).expect("fixture");
+        let declared = ContentType::from_extension(extension(file)).unwrap_or(ContentType::Jpeg);
         let hook = std::panic::take_hook();
         // Any panic, even one the pipeline would catch, fails the test.
         std::panic::set_hook(Box::new(|info| {
