@@ -53,6 +53,20 @@ fn jpeg(b: &[u8]) -> Result<Structure, Malformed> {
         frames: 1,
         ..Structure::default()
     };
+    jpeg_segments(b, |marker, payload| {
+        if matches!(marker, 0xE0..=0xEF | 0xFE) {
+            s.metadata_bytes += payload.len() as u64 + 2;
+        }
+        if marker == 0xEE && payload.starts_with(b"Adobe") {
+            s.adobe = true;
+        }
+    })?;
+    Ok(s)
+}
+
+/// Calls `visit(marker, payload)` for each segment of a JPEG's header, from SOI up to the first
+/// scan (SOS), and fails where the header is malformed.
+pub fn jpeg_segments(b: &[u8], mut visit: impl FnMut(u8, &[u8])) -> Result<(), Malformed> {
     let mut at = 2;
     loop {
         if b.get(at) != Some(&0xFF) {
@@ -69,19 +83,14 @@ fn jpeg(b: &[u8]) -> Result<Structure, Malformed> {
         match marker {
             0xD8 | 0x01 | 0xD0..=0xD7 => continue,
             0xD9 => return Err(Malformed("the JPEG ends before any image data")),
-            0xDA => return Ok(s),
+            0xDA => return Ok(()),
             _ => {}
         }
         let len = be16(b, at).ok_or(Malformed("the JPEG ends inside its header"))?;
         if len < 2 || at + len > b.len() {
             return Err(Malformed("a JPEG segment runs past the end of the file"));
         }
-        if matches!(marker, 0xE0..=0xEF | 0xFE) {
-            s.metadata_bytes += len as u64;
-        }
-        if marker == 0xEE && b.get(at + 2..at + 7) == Some(b"Adobe") {
-            s.adobe = true;
-        }
+        visit(marker, &b[at + 2..at + len]);
         at += len;
     }
 }

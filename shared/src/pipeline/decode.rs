@@ -326,29 +326,17 @@ fn cmyk_to_rgb(cmyk: &[u8], inverted: bool, icc: Option<&[u8]>) -> Vec<u8> {
 fn jpeg_icc_profile(b: &[u8]) -> Option<Vec<u8>> {
     const TAG: &[u8] = b"ICC_PROFILE\0";
     let mut chunks = Vec::new();
-    let mut at = 2;
-    while at + 4 <= b.len() && b[at] == 0xFF {
-        let marker = b[at + 1];
-        if marker == 0xDA || marker == 0xD9 {
-            break;
-        }
-        let len = usize::from(u16::from_be_bytes([b[at + 2], b[at + 3]]));
-        let body = b.get(at + 4..at + 2 + len)?;
+    // The header was walked once already: it is well formed.
+    let _ = super::container::jpeg_segments(b, |marker, body| {
         if marker == 0xE2 && body.starts_with(TAG) && body.len() > TAG.len() + 2 {
-            chunks.push((body[TAG.len()], &body[TAG.len() + 2..]));
+            chunks.push((body[TAG.len()], body[TAG.len() + 2..].to_vec()));
         }
-        at += 2 + len.max(2);
-    }
+    });
     if chunks.is_empty() {
         return None;
     }
     chunks.sort_by_key(|(seq, _)| *seq);
-    Some(
-        chunks
-            .into_iter()
-            .flat_map(|(_, data)| data.to_vec())
-            .collect(),
-    )
+    Some(chunks.into_iter().flat_map(|(_, data)| data).collect())
 }
 
 fn reader(bytes: &[u8], kind: ContentType, limits: Limits) -> ImageReader<Cursor<&[u8]>> {
