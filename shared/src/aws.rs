@@ -16,14 +16,17 @@ use crate::domain::{
     StoredDerivative, format_time, parse_time,
 };
 use crate::ports::{
-    CleanupQueue, Fetched, MediaRepository, ObjectInfo, ObjectStore, PresignedRequest, RepoError,
-    StoreError, Transition,
+    CdnCache, CleanupQueue, Fetched, MediaRepository, ObjectInfo, ObjectStore, PresignedRequest,
+    RepoError, StoreError, Transition,
 };
 
 /// Name of the index that lists an owner's media newest first.
 pub const OWNER_INDEX: &str = "by-owner";
 /// Name of the sparse index that holds cleanup's work lists.
 pub const CLEANUP_INDEX: &str = "cleanup-due";
+/// The table's TTL attribute (`TimeToLiveSpecification` in template.yaml): set on pending records.
+pub const TTL_ATTRIBUTE: &str = "expiresAtEpoch";
+const TTL_BACKSTOP: time::Duration = time::Duration::days(1);
 
 /// The SDK clients, built once at cold start.
 #[derive(Debug, Clone)]
@@ -32,6 +35,8 @@ pub struct AwsClients {
     pub s3: aws_sdk_s3::Client,
     /// DynamoDB.
     pub dynamodb: aws_sdk_dynamodb::Client,
+    /// CloudFront (cache invalidations of deleted derivatives).
+    pub cloudfront: aws_sdk_cloudfront::Client,
     /// The shared SDK configuration (for other clients, such as SQS in the local runner).
     pub sdk_config: aws_config::SdkConfig,
 }
@@ -73,6 +78,7 @@ impl AwsClients {
         Self {
             s3: aws_sdk_s3::Client::from_conf(s3_config),
             dynamodb: aws_sdk_dynamodb::Client::new(&sdk_config),
+            cloudfront: aws_sdk_cloudfront::Client::new(&sdk_config),
             sdk_config,
         }
     }
@@ -85,6 +91,54 @@ fn store_err(
     StoreError {
         operation,
         source: Box::new(e),
+    }
+}
+
+/// [`CdnCache`] on an Amazon CloudFront distribution.
+#[derive(Debug, Clone)]
+pub struct CloudFrontCache {
+    client: aws_sdk_cloudfront::Client,
+    distribution_id: String,
+}
+
+impl CloudFrontCache {
+    /// The cache of distribution `distribution_id`.
+    pub fn new(client: aws_sdk_cloudfront::Client, distribution_id: impl Into<String>) -> Self {
+        Self {
+            client,
+            distribution_id: distribution_id.into(),
+        }
+    }
+}
+
+/// CloudFront accepts at most 3,000 file paths in progress per distribution.
+pub const MAX_INVALIDATION_PATHS: usize = 3000;
+
+#[async_trait]
+impl CdnCache for CloudFrontCache {
+    async fn invalidate(&self, paths: &[String]) -> Result<(), StoreError> {
+        use aws_sdk_cloudfront::types::{InvalidationBatch, Paths};
+        for chunk in paths.chunks(MAX_INVALIDATION_PATHS) {
+            let items = Paths::builder()
+                .quantity(i32::try_from(chunk.len()).unwrap_or(i32::MAX))
+                .set_items(Some(chunk.to_vec()))
+                .build()
+                .map_err(|e| store_err("describe an invalidation", e))?;
+            let batch = InvalidationBatch::builder()
+                .paths(items)
+                // Unique per request: a retry of the same call would be a new invalidation anyway.
+                .caller_reference(uuid::Uuid::new_v4().to_string())
+                .build()
+                .map_err(|e| store_err("describe an invalidation", e))?;
+            self.client
+                .create_invalidation()
+                .distribution_id(&self.distribution_id)
+                .invalidation_batch(batch)
+                .send()
+                .await
+                .map_err(|e| store_err("invalidate CDN paths", e))?;
+        }
+        Ok(())
     }
 }
 
@@ -173,6 +227,10 @@ impl ObjectStore for S3ObjectStore {
                     .unwrap_or(0),
             )),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
+            // S3 answers a HEAD of a missing key with 403, not 404, to a role without
+            // s3:ListBucket, and only cleanup may list the bucket. The roles that call this hold
+            // s3:GetObject on the key's prefix (tests/e2e/template.rs checks), so 403 means absent.
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 403) => Ok(None),
             Err(e) => Err(store_err("read object metadata", e)),
         }
     }
@@ -354,6 +412,10 @@ fn to_item(m: &Media) -> HashMap<String, AttributeValue> {
         if m.status == MediaStatus::Pending {
             item.insert("gcQueue".to_owned(), s(CleanupQueue::Pending.as_str()));
             item.insert("gcDue".to_owned(), s(format_time(t)));
+            // DynamoDB's TTL attribute (epoch seconds): a backstop a day after the pending expiry,
+            // so that cleanup, which also removes the upload, normally gets there first.
+            let ttl = (t + TTL_BACKSTOP).unix_timestamp();
+            item.insert(TTL_ATTRIBUTE.to_owned(), AttributeValue::N(ttl.to_string()));
         }
     }
     if let Some(k) = &m.served_original {
@@ -505,7 +567,7 @@ impl MediaRepository for DynamoMediaRepository {
         self.transition(
             "mark media ready",
             id,
-            "SET #s = :ready, servedKey = :k, metadata = :m, derivatives = :d, updatedAt = :now REMOVE gcQueue, gcDue, expiresAt",
+            "SET #s = :ready, servedKey = :k, metadata = :m, derivatives = :d, updatedAt = :now REMOVE gcQueue, gcDue, expiresAt, expiresAtEpoch",
             "#s = :pending",
             vec![
                 (":ready", status(MediaStatus::Ready)),
@@ -528,7 +590,7 @@ impl MediaRepository for DynamoMediaRepository {
         self.transition(
             "mark media rejected",
             id,
-            "SET #s = :rejected, rejection = :r, updatedAt = :now REMOVE gcQueue, gcDue, expiresAt",
+            "SET #s = :rejected, rejection = :r, updatedAt = :now REMOVE gcQueue, gcDue, expiresAt, expiresAtEpoch",
             "#s = :pending",
             vec![
                 (":rejected", status(MediaStatus::Rejected)),
@@ -549,7 +611,7 @@ impl MediaRepository for DynamoMediaRepository {
         self.transition(
             "soft-delete media",
             id,
-            "SET #s = :deleted, deletedAt = :now, updatedAt = :now, gcQueue = :purge, gcDue = :now REMOVE expiresAt",
+            "SET #s = :deleted, deletedAt = :now, updatedAt = :now, gcQueue = :purge, gcDue = :now REMOVE expiresAt, expiresAtEpoch",
             "ownerId = :owner AND #s IN (:pending, :ready, :rejected)",
             vec![
                 (":deleted", status(MediaStatus::Deleted)),

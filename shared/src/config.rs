@@ -115,6 +115,12 @@ pub struct Config {
     /// `CONVERT_ORIGINAL_TO_WEBP` (default false): also store a WebP of the whole original and
     /// serve it instead when it is smaller. Slow: it needs a full-size decode and encode.
     pub convert_original_to_webp: bool,
+    /// `CDN_DISTRIBUTION_ID` (optional): the CloudFront distribution serving `CDN_BASE_URL`; when
+    /// set, cleanup invalidates the paths of the media it removes.
+    pub cdn_distribution_id: Option<String>,
+    /// `METRICS_NAMESPACE` (optional): when set, CloudWatch Embedded Metric Format lines are
+    /// written to stdout under this namespace.
+    pub metrics_namespace: Option<String>,
     /// `S3_FORCE_PATH_STYLE` (default false): path-style S3 URLs, for S3-compatible stores that need
     /// them (emulator clients always use them, see `AwsClients::for_emulator`).
     pub s3_force_path_style: bool,
@@ -135,6 +141,36 @@ fn invalid_now<T>(name: &'static str, reason: &str) -> Result<T, ConfigError> {
 }
 
 impl Config {
+    /// Every variable `from_env` reads: the template sets each of them (checked by a test).
+    pub const VARIABLES: &'static [&'static str] = &[
+        "MEDIA_BUCKET",
+        "MEDIA_TABLE",
+        "UPLOAD_PREFIX",
+        "DERIVATIVES_PREFIX",
+        "ALLOWED_TYPES",
+        "MAX_FILE_SIZE",
+        "MAX_TOTAL_SIZE",
+        "MAX_FILES_PER_REQUEST",
+        "MAX_IMAGE_PIXELS",
+        "MAX_IMAGE_SIDE",
+        "MAX_IMAGE_FRAMES",
+        "MAX_METADATA_BYTES",
+        "PRESIGN_EXPIRY_SECONDS",
+        "PENDING_TTL_SECONDS",
+        "DOWNLOAD_URL_EXPIRY_SECONDS",
+        "CDN_BASE_URL",
+        "CDN_DISTRIBUTION_ID",
+        "THUMBNAIL_SIZES",
+        "THUMBNAIL_FORMAT",
+        "THUMBNAIL_QUALITY",
+        "WEBP_METHOD",
+        "CONVERT_ORIGINAL_TO_WEBP",
+        "CLEANUP_GRACE_PERIOD_HOURS",
+        "CLEANUP_BATCH_LIMIT",
+        "METRICS_NAMESPACE",
+        "S3_FORCE_PATH_STYLE",
+    ];
+
     /// Reads the configuration from the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
@@ -249,6 +285,8 @@ impl Config {
                 _ => return invalid_now("WEBP_METHOD", "must be 0 to 6"),
             },
             convert_original_to_webp: flag(get("CONVERT_ORIGINAL_TO_WEBP").as_deref()),
+            cdn_distribution_id: get("CDN_DISTRIBUTION_ID"),
+            metrics_namespace: get("METRICS_NAMESPACE"),
             s3_force_path_style: flag(get("S3_FORCE_PATH_STYLE").as_deref()),
         };
         config.check()
@@ -393,6 +431,22 @@ mod tests {
         .map(|_| ())
         .unwrap_err();
         assert!(err.to_string().contains("DERIVATIVES_PREFIX"), "{err}");
+    }
+
+    #[test]
+    fn variables_lists_exactly_what_is_read() -> Result<(), ConfigError> {
+        let read = std::cell::RefCell::new(std::collections::BTreeSet::new());
+        Config::from_lookup(|k| {
+            read.borrow_mut().insert(k.to_owned());
+            match k {
+                "MEDIA_BUCKET" | "MEDIA_TABLE" => Some("x".into()),
+                _ => None,
+            }
+        })?;
+        let listed: std::collections::BTreeSet<String> =
+            Config::VARIABLES.iter().map(|v| v.to_string()).collect();
+        assert_eq!(read.into_inner(), listed);
+        Ok(())
     }
 
     #[test]

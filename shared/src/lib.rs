@@ -1,5 +1,6 @@
 //! The core of the media upload backend: domain types, configuration, the image pipeline, the
-//! service with one method per use case, its two ports and their AWS adapters.
+//! service with one method per use case, its ports (object storage, the media repository and an
+//! optional CDN cache) and their AWS adapters, and the service's metrics.
 //!
 //! Every Lambda function in `functions/` is a thin handler over [`service::MediaService`].
 
@@ -10,6 +11,7 @@ pub mod aws;
 pub mod config;
 pub mod domain;
 pub mod events;
+pub mod metrics;
 pub mod pipeline;
 pub mod ports;
 #[cfg(feature = "provision")]

@@ -181,3 +181,10 @@ pub trait MediaRepository: Send + Sync {
         limit: usize,
     ) -> Result<Vec<Media>, RepoError>;
 }
+
+/// A CDN cache in front of the derivatives: told to forget objects that were deleted.
+#[async_trait]
+pub trait CdnCache: Send + Sync {
+    /// Invalidates these paths (each `/` + an object key). Callers batch: one call per run.
+    async fn invalidate(&self, paths: &[String]) -> Result<(), StoreError>;
+}

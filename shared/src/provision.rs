@@ -3,10 +3,10 @@
 
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType,
+    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
 };
 
-use crate::aws::{AwsClients, CLEANUP_INDEX, OWNER_INDEX};
+use crate::aws::{AwsClients, CLEANUP_INDEX, OWNER_INDEX, TTL_ATTRIBUTE};
 
 /// A provisioning step that failed.
 #[derive(Debug, thiserror::Error)]
@@ -113,15 +113,29 @@ pub async fn ensure_table(clients: &AwsClients, table: &str) -> Result<(), Provi
         .send()
         .await;
     match result {
-        Ok(_) => Ok(()),
+        Ok(_) => {}
         Err(e)
             if e.as_service_error()
                 .is_some_and(|s| s.is_resource_in_use_exception()) =>
         {
-            Ok(())
+            return Ok(());
         }
-        Err(e) => Err(failed(format!("create table {table}"))(Box::new(e))),
+        Err(e) => return Err(failed(format!("create table {table}"))(Box::new(e))),
     }
+    let ttl = TimeToLiveSpecification::builder()
+        .attribute_name(TTL_ATTRIBUTE)
+        .enabled(true)
+        .build()
+        .map_err(|e| failed("describe the TTL")(Box::new(e)))?;
+    clients
+        .dynamodb
+        .update_time_to_live()
+        .table_name(table)
+        .time_to_live_specification(ttl)
+        .send()
+        .await
+        .map_err(|e| failed(format!("enable TTL on {table}"))(Box::new(e)))?;
+    Ok(())
 }
 
 /// Test helpers: every test gets its own bucket and table on the emulator.

@@ -8,15 +8,17 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tracing::{Instrument, error, info, warn};
 
-use crate::aws::{AwsClients, DynamoMediaRepository, S3ObjectStore};
+use crate::aws::{AwsClients, CloudFrontCache, DynamoMediaRepository, S3ObjectStore};
 use crate::config::Config;
 use crate::domain::{
     ContentType, ImageMetadata, Media, MediaId, MediaStatus, ObjectKey, OwnerId, Rejection,
     RejectionCode, StoredDerivative, format_time, sanitize_filename,
 };
+use crate::metrics::{MeteredObjectStore, Metrics, Unit};
 use crate::pipeline::{PipelineOptions, process_image};
 use crate::ports::{
-    CleanupQueue, Fetched, MediaRepository, ObjectStore, RepoError, StoreError, Transition,
+    CdnCache, CleanupQueue, Fetched, MediaRepository, ObjectStore, RepoError, StoreError,
+    Transition,
 };
 
 /// The body of `POST /api/v1/upload/presign`.
@@ -186,6 +188,8 @@ pub struct CleanupSummary {
     pub objects_deleted: u64,
     /// Bytes those objects held.
     pub bytes_reclaimed: u64,
+    /// CDN paths invalidated (derivatives of purged media), when a CDN distribution is configured.
+    pub invalidated_paths: u64,
     /// Media that could not be handled this run (retried next run).
     pub failures: u64,
     /// Wall time of the run.
@@ -198,21 +202,46 @@ pub struct MediaService {
     config: Arc<Config>,
     store: Arc<dyn ObjectStore>,
     repo: Arc<dyn MediaRepository>,
+    cdn: Option<Arc<dyn CdnCache>>,
+    metrics: Metrics,
     pipeline: Arc<PipelineOptions>,
 }
 
+/// Writes the metrics of one use case when it ends, whichever way it ends.
+struct FlushOnDrop<'a>(&'a Metrics);
+
+impl Drop for FlushOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.flush();
+    }
+}
+
 impl MediaService {
-    /// A service over the given ports.
+    /// A service over the given ports, with metrics on stdout when `METRICS_NAMESPACE` is set.
     pub fn new(
         config: Config,
         store: Arc<dyn ObjectStore>,
         repo: Arc<dyn MediaRepository>,
     ) -> Self {
+        let metrics = Metrics::stdout(config.metrics_namespace.as_deref());
+        Self::with_parts(config, store, repo, None, metrics)
+    }
+
+    /// A service over the given ports, an optional CDN cache, and these metrics.
+    pub fn with_parts(
+        config: Config,
+        store: Arc<dyn ObjectStore>,
+        repo: Arc<dyn MediaRepository>,
+        cdn: Option<Arc<dyn CdnCache>>,
+        metrics: Metrics,
+    ) -> Self {
         let pipeline = Arc::new(PipelineOptions::from_config(&config));
         Self {
             config: Arc::new(config),
-            store,
+            store: Arc::new(MeteredObjectStore::new(store, metrics.clone())),
             repo,
+            cdn,
+            metrics,
             pipeline,
         }
     }
@@ -225,13 +254,18 @@ impl MediaService {
 
     /// The service over already-built clients.
     pub fn with_clients(config: &Config, clients: &AwsClients) -> Self {
-        Self::new(
+        let cdn = config.cdn_distribution_id.as_ref().map(|id| {
+            Arc::new(CloudFrontCache::new(clients.cloudfront.clone(), id)) as Arc<dyn CdnCache>
+        });
+        Self::with_parts(
             config.clone(),
             Arc::new(S3ObjectStore::new(clients.s3.clone(), &config.bucket)),
             Arc::new(DynamoMediaRepository::new(
                 clients.dynamodb.clone(),
                 &config.table,
             )),
+            cdn,
+            Metrics::stdout(config.metrics_namespace.as_deref()),
         )
     }
 
@@ -246,6 +280,8 @@ impl MediaService {
         owner: &OwnerId,
         req: PresignRequest,
     ) -> Result<PresignResponse, PresignError> {
+        let _flush = FlushOnDrop(&self.metrics);
+        let started = Instant::now();
         let filename = sanitize_filename(req.filename.as_deref().unwrap_or_default())
             .map_err(|e| PresignError::Invalid(format!("filename: {e}")))?;
         let raw_type = req
@@ -293,7 +329,15 @@ impl MediaService {
             rejection: None,
         };
         self.repo.create(&media).await?;
-        info!(media_id = %id, owner = owner.as_str(), content_type = %content_type, size, "presigned upload");
+        self.metrics.count(
+            "upload_total",
+            &[("status", "presigned"), ("type", content_type.mime())],
+            1,
+        );
+        info!(
+            media_id = %id, owner = owner.as_str(), status = "pending", content_type = %content_type, size,
+            elapsed_ms = started.elapsed().as_millis() as u64, "presigned upload"
+        );
         Ok(PresignResponse {
             media_id: id,
             method: presigned.method,
@@ -311,6 +355,7 @@ impl MediaService {
         owner: &OwnerId,
         id: &MediaId,
     ) -> Result<MediaView, MediaError> {
+        let _flush = FlushOnDrop(&self.metrics);
         let media = self.owned(owner, id).await?;
         // A ready or rejected record proves the object arrived (a rejected one is already deleted).
         if media.status == MediaStatus::Pending && self.store.head(&media.key).await?.is_none() {
@@ -321,6 +366,7 @@ impl MediaService {
 
     /// The caller's media with its URLs.
     pub async fn get_media(&self, owner: &OwnerId, id: &MediaId) -> Result<MediaView, MediaError> {
+        let _flush = FlushOnDrop(&self.metrics);
         let media = self.owned(owner, id).await?;
         self.view(media).await
     }
@@ -394,6 +440,7 @@ impl MediaService {
     /// Processes one uploaded object: validates and decodes it, writes the thumbnails, and moves the
     /// record `pending` -> `ready` or `rejected`. Returns `Err` only for faults worth a retry.
     pub async fn process_upload(&self, key: &ObjectKey) -> Result<ProcessOutcome, ProcessError> {
+        let _flush = FlushOnDrop(&self.metrics);
         let started = Instant::now();
         let Some(id) = key.upload_media_id(&self.config.upload_prefix) else {
             info!(key = %key, outcome = "ignored", "not an original upload");
@@ -512,6 +559,7 @@ impl MediaService {
                 // The upload is now redundant; a failure here is retried and lands in the
                 // duplicate path above, which deletes it.
                 self.store.delete(key).await?;
+                self.record_outcome("ready", &media, started);
                 info!(
                     media_id = %id, owner = media.owner.as_str(), key = %key, status = "ready",
                     width = processed.metadata.width, height = processed.metadata.height, elapsed_ms,
@@ -549,6 +597,9 @@ impl MediaService {
             .await?;
         // Whatever the record says now, a refused file must not stay servable.
         self.store.delete(&media.key).await?;
+        self.record_outcome("rejected", media, started);
+        self.metrics
+            .count("upload_rejected_total", &[("reason", code.as_str())], 1);
         info!(
             media_id = %media.id, owner = media.owner.as_str(), key = %media.key, status = "rejected",
             reason = code.as_str(), message = %rejection.message, elapsed_ms = started.elapsed().as_millis() as u64,
@@ -565,11 +616,31 @@ impl MediaService {
         })
     }
 
+    fn record_outcome(&self, status: &str, media: &Media, started: Instant) {
+        let kind = media.content_type.mime();
+        self.metrics
+            .count("upload_total", &[("status", status), ("type", kind)], 1);
+        self.metrics.record(
+            "upload_duration_seconds",
+            Unit::Seconds,
+            &[("type", kind)],
+            started.elapsed().as_secs_f64(),
+        );
+        self.metrics.record(
+            "upload_size_bytes",
+            Unit::Bytes,
+            &[("type", kind)],
+            media.size as f64,
+        );
+    }
+
     /// One cleanup run: expires pending uploads past their expiry and purges media soft-deleted
     /// longer than the grace period (objects first, then the record). Failures of single media
     /// are logged and counted, and retried by the next run.
     pub async fn run_cleanup(&self) -> Result<CleanupSummary, CleanupError> {
+        let _flush = FlushOnDrop(&self.metrics);
         let started = Instant::now();
+        let mut stale_paths = Vec::new();
         let now = OffsetDateTime::now_utc();
         let limit = self.config.cleanup_batch_limit;
         let mut summary = CleanupSummary::default();
@@ -578,7 +649,7 @@ impl MediaService {
             let span = tracing::info_span!("expire", media_id = %media.id);
             let result = async {
                 if self.repo.expire(&media.id, now).await? == Transition::Applied {
-                    self.purge(&media, &mut summary).await?;
+                    self.purge(&media, &mut summary, &mut stale_paths).await?;
                     summary.expired += 1;
                 }
                 Ok::<_, PurgeError>(())
@@ -594,7 +665,7 @@ impl MediaService {
         let cutoff = now - self.config.cleanup_grace_period;
         for media in self.repo.due(CleanupQueue::Purge, cutoff, limit).await? {
             let was_deleted = media.status == MediaStatus::Deleted;
-            match self.purge(&media, &mut summary).await {
+            match self.purge(&media, &mut summary, &mut stale_paths).await {
                 Ok(true) if was_deleted => summary.purged += 1,
                 Ok(true) => summary.expired += 1,
                 Ok(false) => {}
@@ -605,7 +676,34 @@ impl MediaService {
             }
         }
 
+        if let Some(cdn) = self.cdn.as_ref().filter(|_| !stale_paths.is_empty()) {
+            // One batched invalidation per run. The objects are gone already: if it fails, the
+            // CDN serves its cached copies until they expire; the failure is counted and alarmed.
+            match cdn.invalidate(&stale_paths).await {
+                Ok(()) => summary.invalidated_paths = stale_paths.len() as u64,
+                Err(e) => {
+                    summary.failures += 1;
+                    error!(paths = stale_paths.len(), error = %e, cause = ?e, "could not invalidate CDN paths");
+                }
+            }
+        }
+
         summary.duration_ms = started.elapsed().as_millis() as u64;
+        for (name, value) in [
+            ("cleanup_purged_total", summary.purged),
+            ("cleanup_expired_total", summary.expired),
+            ("cleanup_objects_deleted_total", summary.objects_deleted),
+            ("cleanup_failures_total", summary.failures),
+            ("cleanup_invalidated_paths_total", summary.invalidated_paths),
+        ] {
+            self.metrics.count(name, &[], value);
+        }
+        self.metrics.record(
+            "cleanup_bytes_reclaimed_total",
+            Unit::Bytes,
+            &[],
+            summary.bytes_reclaimed as f64,
+        );
         let line = serde_json::to_string(&summary).unwrap_or_default();
         if summary.failures > 0 {
             warn!(summary = %line, "cleanup finished with failures");
@@ -616,7 +714,12 @@ impl MediaService {
     }
 
     /// Deletes every object of `media`, then its record. True when the record was removed.
-    async fn purge(&self, media: &Media, summary: &mut CleanupSummary) -> Result<bool, PurgeError> {
+    async fn purge(
+        &self,
+        media: &Media,
+        summary: &mut CleanupSummary,
+        stale_paths: &mut Vec<String>,
+    ) -> Result<bool, PurgeError> {
         let derivatives = format!("{}{}/", self.config.derivatives_prefix, media.id);
         let own_folder = format!("/{}/", media.id);
         for prefix in [media.key.folder(), derivatives.as_str()] {
@@ -627,6 +730,9 @@ impl MediaService {
             // Each media folder holds a handful of objects; the bound only guards against surprises.
             for obj in self.store.list(prefix, 1000).await? {
                 self.store.delete(&obj.key).await?;
+                if self.cdn.is_some() && prefix == derivatives {
+                    stale_paths.push(format!("/{}", obj.key));
+                }
                 summary.objects_deleted += 1;
                 summary.bytes_reclaimed += obj.size;
             }
