@@ -334,6 +334,14 @@ mod tests {
             r(Method::DELETE, "/api/v1/upload/abc").map(|x| x.0),
             Some(Function::Delete)
         );
+        // Every route of the API, and no other, reaches its function with its route key.
+        for route_def in media_core::api::ROUTES {
+            let method = Method::from_bytes(route_def.method.as_bytes()).unwrap();
+            let path = route_def.path.replace("{mediaId}", "abc");
+            let (function, key, _) = r(method, &path).unwrap();
+            assert_eq!(key, route_def.key());
+            assert_eq!(format!("{function:?}").to_lowercase(), route_def.function);
+        }
         assert!(r(Method::GET, "/api/v1/upload/").is_none());
         assert!(r(Method::GET, "/api/v1/upload/a/b").is_none());
         assert!(r(Method::PUT, "/api/v1/upload/presign").is_none());

@@ -9,6 +9,49 @@ use tracing::{error, warn};
 use crate::domain::{MediaId, OwnerId};
 use crate::service::{MediaError, PresignError};
 
+/// One route of the HTTP API: method, path template and the function (crate) that serves it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    /// HTTP method.
+    pub method: &'static str,
+    /// Path template, as API Gateway writes it.
+    pub path: &'static str,
+    /// The function crate (and SAM `Binary`) behind it.
+    pub function: &'static str,
+}
+
+impl Route {
+    /// API Gateway's route key, `METHOD /path`.
+    pub fn key(&self) -> String {
+        format!("{} {}", self.method, self.path)
+    }
+}
+
+/// Every route the API serves: template.yaml, the local runner and the OpenAPI document agree with
+/// this list (each checked by a test).
+pub const ROUTES: &[Route] = &[
+    Route {
+        method: "POST",
+        path: "/api/v1/upload/presign",
+        function: "presign",
+    },
+    Route {
+        method: "POST",
+        path: "/api/v1/upload/confirm",
+        function: "confirm",
+    },
+    Route {
+        method: "GET",
+        path: "/api/v1/upload/{mediaId}",
+        function: "get",
+    },
+    Route {
+        method: "DELETE",
+        path: "/api/v1/upload/{mediaId}",
+        function: "delete",
+    },
+];
+
 /// An HTTP error: status, stable code and a message safe to show the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {

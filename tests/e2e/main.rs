@@ -1,6 +1,9 @@
 //! End-to-end tests: the whole system on the local emulator, driven over HTTP as a client drives it.
 //! Each test starts its own system on its own bucket, table and queue.
 
+mod operations;
+mod template;
+
 use std::time::Duration;
 
 use aws_sdk_s3::presigning::PresigningConfig;

@@ -1,0 +1,406 @@
+//! template.yaml against the code: every function crate, every route, every configuration variable
+//! and every index is in the template, and each function's IAM policy is exactly the least set of
+//! actions listed here. Offline: no emulator needed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use e2e::TestResult;
+use media_core::Config;
+use media_core::api::ROUTES;
+use media_core::aws::{CLEANUP_INDEX, OWNER_INDEX, TTL_ATTRIBUTE};
+use serde_yaml::Value;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn template() -> TestResult<Value> {
+    let text = std::fs::read_to_string(repo().join("template.yaml"))?;
+    Ok(serde_yaml::from_str(&text)?)
+}
+
+/// A value with its CloudFormation tag (`!Sub`, `!If`, ...) removed.
+fn untag(v: &Value) -> &Value {
+    match v {
+        Value::Tagged(t) => &t.value,
+        other => other,
+    }
+}
+
+fn tag(v: &Value) -> Option<String> {
+    match v {
+        Value::Tagged(t) => Some(t.tag.to_string().trim_start_matches('!').to_owned()),
+        _ => None,
+    }
+}
+
+/// A resource or ARN as text: `!Sub` strings as written, `!GetAtt X.Arn` as `${X.Arn}`.
+fn text(v: &Value) -> String {
+    match (tag(v).as_deref(), untag(v)) {
+        (Some("GetAtt"), Value::String(s)) => format!("${{{s}}}"),
+        (Some("Ref"), Value::String(s)) => format!("${{{s}}}"),
+        (_, Value::String(s)) => s.clone(),
+        (_, other) => format!("{other:?}"),
+    }
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    match untag(v) {
+        Value::Sequence(items) if tag(v).is_none() => items.iter().map(text).collect(),
+        _ => vec![text(v)],
+    }
+}
+
+const BUCKET_ARN: &str =
+    "arn:${AWS::Partition}:s3:::${AWS::StackName}-media-${AWS::AccountId}-${AWS::Region}";
+const BUCKET_NAME: &str = "${AWS::StackName}-media-${AWS::AccountId}-${AWS::Region}";
+
+/// `bucket`, `bucket/uploads/*`, `table`, `table/index/...`, `distribution`.
+fn short(resource: &str) -> String {
+    if let Some(rest) = resource.strip_prefix(BUCKET_ARN) {
+        return format!("bucket{rest}");
+    }
+    if let Some(rest) = resource.strip_prefix("${MediaTable.Arn}") {
+        return format!("table{rest}");
+    }
+    if resource
+        == "arn:${AWS::Partition}:cloudfront::${AWS::AccountId}:distribution/${CdnDistribution}"
+    {
+        return "distribution".into();
+    }
+    resource.to_owned()
+}
+
+fn functions(t: &Value) -> TestResult<BTreeMap<String, (String, Value)>> {
+    let mut out = BTreeMap::new();
+    let resources = t["Resources"].as_mapping().ok_or("no Resources")?;
+    for (name, r) in resources {
+        if r["Type"].as_str() != Some("AWS::Serverless::Function") {
+            continue;
+        }
+        let binary = r["Metadata"]["BuildProperties"]["Binary"]
+            .as_str()
+            .ok_or(format!("{name:?} has no Metadata.BuildProperties.Binary"))?;
+        assert_eq!(
+            r["Metadata"]["BuildMethod"].as_str(),
+            Some("rust-cargolambda"),
+            "{name:?}"
+        );
+        let name = name.as_str().ok_or("resource name")?.to_owned();
+        out.insert(binary.to_owned(), (name, r.clone()));
+    }
+    Ok(out)
+}
+
+#[test]
+fn every_function_crate_is_a_function_of_the_template_and_nothing_else() -> TestResult {
+    let t = template()?;
+    let in_template: BTreeSet<String> = functions(&t)?.into_keys().collect();
+    let mut crates = BTreeSet::new();
+    for entry in std::fs::read_dir(repo().join("functions"))? {
+        let entry = entry?;
+        if entry.path().join("Cargo.toml").is_file() {
+            crates.insert(entry.file_name().to_string_lossy().into_owned());
+        }
+    }
+    assert_eq!(in_template, crates);
+    assert_eq!(crates.len(), 6);
+    let globals = &t["Globals"]["Function"];
+    assert_eq!(globals["Runtime"].as_str(), Some("provided.al2023"));
+    assert_eq!(globals["Handler"].as_str(), Some("bootstrap"));
+    assert_eq!(strings(&globals["Architectures"]), ["arm64"]);
+    assert_eq!(globals["Tracing"].as_str(), Some("Active"));
+    assert_eq!(globals["LoggingConfig"]["LogFormat"].as_str(), Some("JSON"));
+    // Each function has its own log group, with the retention parameter.
+    for (name, r) in functions(&t)?.values() {
+        let group = r["DependsOn"]
+            .as_str()
+            .ok_or(format!("{name} has no DependsOn"))?;
+        let lg = &t["Resources"][group];
+        assert_eq!(lg["Type"].as_str(), Some("AWS::Logs::LogGroup"), "{name}");
+        assert_eq!(
+            text(&lg["Properties"]["RetentionInDays"]),
+            "${LogRetentionDays}"
+        );
+        let fname = text(&r["Properties"]["FunctionName"]);
+        assert_eq!(
+            text(&lg["Properties"]["LogGroupName"]),
+            format!("/aws/lambda/{fname}"),
+            "{name}"
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn every_route_the_api_serves_is_in_the_template_with_its_function() -> TestResult {
+    let t = template()?;
+    let mut in_template = BTreeSet::new();
+    for (binary, (_, r)) in functions(&t)? {
+        let Some(events) = r["Properties"]["Events"].as_mapping() else {
+            continue;
+        };
+        for event in events.values() {
+            if event["Type"].as_str() == Some("HttpApi") {
+                let p = &event["Properties"];
+                assert_eq!(text(&p["ApiId"]), "${HttpApi}");
+                in_template.insert((
+                    p["Method"].as_str().ok_or("Method")?.to_owned(),
+                    p["Path"].as_str().ok_or("Path")?.to_owned(),
+                    binary.clone(),
+                ));
+            }
+        }
+    }
+    let in_code: BTreeSet<_> = ROUTES
+        .iter()
+        .map(|r| {
+            (
+                r.method.to_owned(),
+                r.path.to_owned(),
+                r.function.to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(in_template, in_code);
+    Ok(())
+}
+
+#[test]
+fn every_configuration_variable_is_set_by_the_template_and_no_other() -> TestResult {
+    let t = template()?;
+    let mut set = BTreeSet::new();
+    let globals = t["Globals"]["Function"]["Environment"]["Variables"]
+        .as_mapping()
+        .ok_or("no global variables")?;
+    set.extend(globals.keys().filter_map(|k| k.as_str().map(str::to_owned)));
+    for (_, r) in functions(&t)?.values() {
+        if let Some(vars) = r["Properties"]["Environment"]["Variables"].as_mapping() {
+            set.extend(vars.keys().filter_map(|k| k.as_str().map(str::to_owned)));
+        }
+    }
+    let read: BTreeSet<String> = Config::VARIABLES.iter().map(|v| v.to_string()).collect();
+    assert_eq!(set, read, "template variables vs Config::VARIABLES");
+    assert_eq!(text(&globals[&Value::from("MEDIA_BUCKET")]), BUCKET_NAME);
+    // Lambda reserves AWS_LAMBDA_*: the log format comes from LoggingConfig instead.
+    assert!(set.iter().all(|v| !v.starts_with("AWS_")));
+    Ok(())
+}
+
+#[test]
+fn the_table_has_the_indexes_and_ttl_the_code_uses() -> TestResult {
+    let t = template()?;
+    let table = &t["Resources"]["MediaTable"]["Properties"];
+    let indexes: BTreeSet<&str> = table["GlobalSecondaryIndexes"]
+        .as_sequence()
+        .ok_or("no indexes")?
+        .iter()
+        .filter_map(|i| i["IndexName"].as_str())
+        .collect();
+    assert_eq!(indexes, BTreeSet::from([OWNER_INDEX, CLEANUP_INDEX]));
+    assert_eq!(table["BillingMode"].as_str(), Some("PAY_PER_REQUEST"));
+    assert_eq!(
+        table["TimeToLiveSpecification"]["AttributeName"].as_str(),
+        Some(TTL_ATTRIBUTE)
+    );
+    assert_eq!(
+        table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"].as_bool(),
+        Some(true)
+    );
+    Ok(())
+}
+
+#[test]
+fn the_bucket_is_private_encrypted_tls_only_and_triggers_only_on_uploads() -> TestResult {
+    let t = template()?;
+    let bucket = &t["Resources"]["MediaBucket"]["Properties"];
+    assert_eq!(text(&bucket["BucketName"]), BUCKET_NAME);
+    for flag in [
+        "BlockPublicAcls",
+        "BlockPublicPolicy",
+        "IgnorePublicAcls",
+        "RestrictPublicBuckets",
+    ] {
+        assert_eq!(
+            bucket["PublicAccessBlockConfiguration"][flag].as_bool(),
+            Some(true),
+            "{flag}"
+        );
+    }
+    let policy = serde_yaml::to_string(&t["Resources"]["MediaBucketPolicy"])?;
+    assert!(policy.contains("aws:SecureTransport"), "{policy}");
+    let rules = serde_yaml::to_string(&bucket["LifecycleConfiguration"])?;
+    assert!(rules.contains("AbortIncompleteMultipartUpload"));
+    assert!(rules.contains("Prefix: uploads/"));
+
+    let process = &t["Resources"]["ProcessFunction"]["Properties"];
+    let filter = &process["Events"]["Uploaded"]["Properties"]["Filter"]["S3Key"]["Rules"][0];
+    assert_eq!(filter["Value"].as_str(), Some("uploads/"));
+    let globals = &t["Globals"]["Function"]["Environment"]["Variables"];
+    assert_eq!(globals["UPLOAD_PREFIX"].as_str(), Some("uploads/"));
+    assert_eq!(globals["DERIVATIVES_PREFIX"].as_str(), Some("derivatives/"));
+    // Failures of the asynchronous S3 invocation end in the dead-letter queue, after bounded retries.
+    let invoke = &process["EventInvokeConfig"];
+    assert_eq!(invoke["MaximumRetryAttempts"].as_u64(), Some(2));
+    assert_eq!(
+        text(&invoke["DestinationConfig"]["OnFailure"]["Destination"]),
+        "${ProcessDeadLetterQueue.Arn}"
+    );
+    Ok(())
+}
+
+/// The least set of (action, resource) each function needs, from what its code calls:
+/// presign writes a record and signs PUTs to uploads/; confirm reads a record, HEADs the upload and
+/// signs GETs; get reads a record and signs GETs of what is served; delete updates a record;
+/// process reads and updates a record, reads and deletes the upload, writes (and on a race deletes)
+/// derivatives; cleanup queries its index, updates and deletes records, lists and deletes objects,
+/// and invalidates the CDN.
+const LEAST: &[(&str, &[(&str, &str)])] = &[
+    (
+        "presign",
+        &[
+            ("dynamodb:PutItem", "table"),
+            ("s3:PutObject", "bucket/uploads/*"),
+        ],
+    ),
+    (
+        "confirm",
+        &[
+            ("dynamodb:GetItem", "table"),
+            ("s3:GetObject", "bucket/uploads/*"),
+            ("s3:GetObject", "bucket/derivatives/*"),
+        ],
+    ),
+    (
+        "get",
+        &[
+            ("dynamodb:GetItem", "table"),
+            ("s3:GetObject", "bucket/derivatives/*"),
+        ],
+    ),
+    ("delete", &[("dynamodb:UpdateItem", "table")]),
+    (
+        "process",
+        &[
+            ("dynamodb:GetItem", "table"),
+            ("dynamodb:UpdateItem", "table"),
+            ("s3:GetObject", "bucket/uploads/*"),
+            ("s3:DeleteObject", "bucket/uploads/*"),
+            ("s3:PutObject", "bucket/derivatives/*"),
+            ("s3:DeleteObject", "bucket/derivatives/*"),
+        ],
+    ),
+    (
+        "cleanup",
+        &[
+            ("dynamodb:Query", "table/index/cleanup-due"),
+            ("dynamodb:UpdateItem", "table"),
+            ("dynamodb:DeleteItem", "table"),
+            ("s3:ListBucket", "bucket"),
+            ("s3:DeleteObject", "bucket/uploads/*"),
+            ("s3:DeleteObject", "bucket/derivatives/*"),
+            ("cloudfront:CreateInvalidation", "distribution"),
+        ],
+    ),
+];
+
+#[test]
+fn each_function_holds_exactly_its_least_privilege() -> TestResult {
+    let t = template()?;
+    let fns = functions(&t)?;
+    for (binary, least) in LEAST {
+        let (name, r) = fns.get(*binary).ok_or(format!("no function {binary}"))?;
+        let mut granted = BTreeSet::new();
+        for policy in r["Properties"]["Policies"]
+            .as_sequence()
+            .ok_or(format!("{name} has no Policies"))?
+        {
+            let statements = policy["Statement"].as_sequence().ok_or(format!(
+                "{name}: only inline statements, no managed policies"
+            ))?;
+            for st in statements {
+                // `!If [Condition, statement, !Ref AWS::NoValue]`: the statement when it exists.
+                let st = match (tag(st).as_deref(), untag(st)) {
+                    (Some("If"), Value::Sequence(branches)) => branches[1].clone(),
+                    _ => st.clone(),
+                };
+                assert_eq!(st["Effect"].as_str(), Some("Allow"), "{name}");
+                assert!(st.get("NotAction").is_none() && st.get("NotResource").is_none());
+                for action in strings(&st["Action"]) {
+                    for resource in strings(&st["Resource"]) {
+                        assert!(!action.contains('*'), "{name}: wildcard action {action}");
+                        granted.insert((action.clone(), short(&resource)));
+                    }
+                }
+            }
+        }
+        let expected: BTreeSet<(String, String)> = least
+            .iter()
+            .map(|(a, r)| (a.to_string(), r.to_string()))
+            .collect();
+        assert_eq!(granted, expected, "{name}");
+    }
+    assert_eq!(fns.len(), LEAST.len());
+    // The spot checks the issue names.
+    let holds = |f: &str, a: &str| {
+        LEAST
+            .iter()
+            .any(|(b, l)| *b == f && l.iter().any(|(x, _)| *x == a))
+    };
+    assert!(!holds("get", "s3:PutObject") && !holds("get", "dynamodb:UpdateItem"));
+    assert!(!holds("presign", "s3:GetObject"));
+    assert!(
+        LEAST
+            .iter()
+            .filter(|(_, l)| l.iter().any(|(a, _)| *a == "s3:ListBucket"))
+            .map(|(b, _)| *b)
+            .eq(["cleanup"])
+    );
+    Ok(())
+}
+
+#[test]
+fn alarms_watch_the_dead_letters_errors_throttles_and_the_api_5xx_rate() -> TestResult {
+    let t = template()?;
+    let alarms: Vec<String> = t["Resources"]
+        .as_mapping()
+        .ok_or("Resources")?
+        .values()
+        .filter(|r| r["Type"].as_str() == Some("AWS::CloudWatch::Alarm"))
+        .map(serde_yaml::to_string)
+        .collect::<Result<_, _>>()?;
+    for needle in [
+        "ApproximateNumberOfMessagesVisible",
+        "MetricName: Errors",
+        "MetricName: Throttles",
+        "MetricName: 5xx",
+    ] {
+        assert!(
+            alarms.iter().any(|a| a.contains(needle)),
+            "no alarm on {needle}"
+        );
+    }
+    for a in &alarms {
+        assert!(
+            a.contains("AlarmTopic"),
+            "an alarm that notifies no one: {a}"
+        );
+    }
+    let outputs: BTreeSet<&str> = t["Outputs"]
+        .as_mapping()
+        .ok_or("Outputs")?
+        .keys()
+        .filter_map(Value::as_str)
+        .collect();
+    for o in [
+        "ApiUrl",
+        "BucketName",
+        "TableName",
+        "CdnUrl",
+        "DeadLetterQueueUrl",
+    ] {
+        assert!(outputs.contains(o), "no output {o}");
+    }
+    Ok(())
+}
