@@ -11,11 +11,12 @@ EMULATOR_PORT ?= 4566
 export SAM_CLI_TELEMETRY := 0
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help dev test venv system build lint template bench cold-start fuzz clean
+.PHONY: help dev test venv system build sam-build lint template bench cold-start fuzz clean
 
 help:
 	@echo "make dev    - run the whole system locally: emulator on 127.0.0.1:$(EMULATOR_PORT), API on http://127.0.0.1:$(PORT)"
-	@echo "make test   - run every test: format, lints, unit, handler and end-to-end tests, template checks"
+	@echo "make test   - run every test: format, lints, template checks, sam build, unit, handler, end-to-end and invoke tests"
+	@echo "make sam-build - sam build: the six functions' arm64 bootstrap artifacts, checked"
 	@echo "make bench  - time the image pipeline against libvips on the corpus (BENCH_ARGS='--rounds 3')"
 	@echo "make cold-start - measure the process function's cold start on the emulator"
 	@echo "make fuzz   - fuzz the image pipeline (FUZZ_SECONDS=600)"
@@ -53,8 +54,12 @@ template: venv
 	$(VENV)/bin/cfn-lint template.yaml
 	$(VENV)/bin/sam validate --lint --template template.yaml
 
-test: system venv lint template
+test: system venv lint template sam-build
 	scripts/with-emulator.sh cargo test --workspace --locked
+
+# The deployable artifacts: sam build (cargo-lambda, arm64, release) and a check of all six.
+sam-build: system venv
+	scripts/sam-build.sh
 
 # Our pipeline against libvips (pyvips), one core, warm, alternating; prints the ratios.
 bench: system $(VENV)/.bench-installed

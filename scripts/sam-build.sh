@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# `sam build` with the pinned aws-sam-cli, cargo-lambda and zig from the venv, then checks that it
+# produced the six functions' `bootstrap` executables for Linux on arm64 (AArch64 ELF).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+export PATH="$root/.venv/bin:$PATH" SAM_CLI_TELEMETRY=0
+started=$(date +%s)
+sam build --template template.yaml
+echo "sam build took $(( $(date +%s) - started )) s"
+
+status=0
+for fn in Presign Confirm Get Delete Process Cleanup; do
+  f=".aws-sam/build/${fn}Function/bootstrap"
+  if [[ ! -x $f ]]; then
+    echo "missing or not executable: $f" >&2; status=1; continue
+  fi
+  # ELF magic, 64-bit, little-endian; e_machine (bytes 18-19) 0xB7 = AArch64.
+  header=$(od -An -tx1 -N20 "$f" | tr -d ' \n')
+  if [[ ${header:0:8} != 7f454c46 || ${header:8:2} != 02 || ${header:36:4} != b700 ]]; then
+    echo "$f is not an arm64 ELF executable (header $header)" >&2; status=1; continue
+  fi
+  printf '%-45s %s bytes, arm64\n' "$f" "$(stat -c %s "$f")"
+done
+exit $status
