@@ -510,6 +510,7 @@ impl MediaService {
 
         let timings = processed.timings;
         let mut derivatives = BTreeMap::new();
+        let mut writes = Vec::new();
         for thumb in processed.thumbnails {
             let key = ObjectKey::derivative(
                 &self.config.derivatives_prefix,
@@ -517,20 +518,17 @@ impl MediaService {
                 &thumb.name,
                 thumb.format.extension(),
             );
-            let size = thumb.bytes.len() as u64;
-            self.store
-                .put(&key, thumb.bytes, thumb.format.mime())
-                .await?;
             derivatives.insert(
                 thumb.name,
                 StoredDerivative {
-                    key,
+                    key: key.clone(),
                     width: thumb.width,
                     height: thumb.height,
-                    size,
+                    size: thumb.bytes.len() as u64,
                     content_type: thumb.format.mime().into(),
                 },
             );
+            writes.push((key, thumb.bytes, thumb.format.mime()));
         }
         // The validated bytes (or their smaller WebP conversion), outside the upload prefix, are
         // what the original's URL serves.
@@ -544,9 +542,15 @@ impl MediaService {
             "original",
             served_type.extension(),
         );
-        self.store
-            .put(&served, served_bytes, served_type.mime())
-            .await?;
+        writes.push((served.clone(), served_bytes, served_type.mime()));
+        // All at once: the function is billed for the wall time, and S3 latency is most of it.
+        // A failure fails the whole event, whose retry rewrites the same keys.
+        futures_util::future::try_join_all(
+            writes
+                .into_iter()
+                .map(|(key, bytes, mime)| async move { self.store.put(&key, bytes, mime).await }),
+        )
+        .await?;
 
         let now = OffsetDateTime::now_utc();
         let elapsed_ms = started.elapsed().as_millis() as u64;
