@@ -11,7 +11,7 @@ EMULATOR_PORT ?= 4566
 export SAM_CLI_TELEMETRY := 0
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help dev test venv system build sam-build lint template bench cold-start fuzz clean
+.PHONY: help dev test venv system build sam-build s3s-fs lint template bench cold-start fuzz clean
 
 help:
 	@echo "make dev    - run the whole system locally: emulator on 127.0.0.1:$(EMULATOR_PORT), API on http://127.0.0.1:$(PORT)"
@@ -54,8 +54,16 @@ template: venv
 	$(VENV)/bin/cfn-lint template.yaml
 	$(VENV)/bin/sam validate --lint --template template.yaml
 
-test: system venv lint template sam-build
+test: system venv lint template sam-build .tools/bin/s3s-fs
 	scripts/with-emulator.sh cargo test --workspace --locked
+
+# s3s-fs (pinned): an S3 server that checks signatures, expiry and POST policies, for the tests
+# that prove the presign contract is enforced (the emulator accepts anything).
+S3S_FS_VERSION := 0.14.1
+.tools/bin/s3s-fs:
+	cargo install s3s-fs --version $(S3S_FS_VERSION) --features binary --locked --root .tools
+
+s3s-fs: .tools/bin/s3s-fs
 
 # The deployable artifacts: sam build (cargo-lambda, arm64, release) and a check of all six.
 sam-build: system venv

@@ -16,9 +16,15 @@ use crate::domain::{
     StoredDerivative, format_time, parse_time,
 };
 use crate::ports::{
-    CdnCache, CleanupQueue, Fetched, MediaRepository, ObjectInfo, ObjectStore, PresignedRequest,
-    RepoError, StoreError, Transition,
+    CdnCache, CleanupQueue, Fetched, MediaRepository, ObjectInfo, ObjectStore, PresignedPost,
+    PresignedRequest, RepoError, StoreError, Transition,
 };
+use crate::post_policy;
+
+/// A presigned POST that could not be made (no credentials, no region).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct PostError(String);
 
 /// Name of the index that lists an owner's media newest first.
 pub const OWNER_INDEX: &str = "by-owner";
@@ -52,11 +58,17 @@ impl AwsClients {
     /// any) and path-style S3 URLs (a loopback address has no bucket subdomains), whatever the
     /// environment says: used by `media-dev` and the tests only.
     pub async fn for_emulator(endpoint: &str) -> Self {
+        Self::for_local_server(endpoint, "test", "test").await
+    }
+
+    /// The clients for a local S3-compatible server at `endpoint` that checks signatures made
+    /// with these (dummy) keys; path-style, region `us-east-1`. Tests only.
+    pub async fn for_local_server(endpoint: &str, access_key: &str, secret_key: &str) -> Self {
         let loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .endpoint_url(endpoint)
             .region(aws_config::Region::new("us-east-1"))
             .credentials_provider(aws_sdk_s3::config::Credentials::new(
-                "test", "test", None, None, "emulator",
+                access_key, secret_key, None, None, "local",
             ));
         Self::with_loader(loader, true).await
     }
@@ -147,14 +159,17 @@ impl CdnCache for CloudFrontCache {
 pub struct S3ObjectStore {
     client: aws_sdk_s3::Client,
     bucket: String,
+    /// Signs POST policies (the client's own config does not expose its credentials).
+    credentials: Option<aws_sdk_s3::config::SharedCredentialsProvider>,
 }
 
 impl S3ObjectStore {
-    /// The store for `bucket`.
-    pub fn new(client: aws_sdk_s3::Client, bucket: impl Into<String>) -> Self {
+    /// The store for `bucket`, with the credentials of `clients` for POST policies.
+    pub fn new(clients: &AwsClients, bucket: impl Into<String>) -> Self {
         Self {
-            client,
+            client: clients.s3.clone(),
             bucket: bucket.into(),
+            credentials: clients.sdk_config.credentials_provider(),
         }
     }
 }
@@ -166,6 +181,7 @@ impl ObjectStore for S3ObjectStore {
         key: &ObjectKey,
         content_type: ContentType,
         length: u64,
+        sha256: Option<&str>,
         expires_in: Duration,
     ) -> Result<PresignedRequest, StoreError> {
         let presigning =
@@ -178,6 +194,7 @@ impl ObjectStore for S3ObjectStore {
             .key(key.as_str())
             .content_type(content_type.mime())
             .content_length(length)
+            .set_checksum_sha256(sha256.map(str::to_owned))
             .presigned(presigning)
             .await
             .map_err(|e| store_err("presign a PUT", e))?;
@@ -192,6 +209,68 @@ impl ObjectStore for S3ObjectStore {
             url: req.uri().to_owned(),
             headers,
         })
+    }
+
+    async fn presign_post(
+        &self,
+        key: &ObjectKey,
+        content_type: ContentType,
+        max_length: u64,
+        expires_in: Duration,
+    ) -> Result<PresignedPost, StoreError> {
+        use aws_sdk_s3::config::ProvideCredentials;
+        let fail = |reason: &str| store_err("presign a POST", PostError(reason.to_owned()));
+        let config = self.client.config();
+        let provider = self
+            .credentials
+            .as_ref()
+            .ok_or_else(|| fail("no credentials provider"))?;
+        let creds = provider
+            .provide_credentials()
+            .await
+            .map_err(|e| store_err("presign a POST", e))?;
+        let region = config
+            .region()
+            .map(|r| r.as_ref().to_owned())
+            .ok_or_else(|| fail("no region"))?;
+        // The form's action is the bucket's URL as the client addresses it (virtual-hosted or
+        // path-style, the configured endpoint): a presigned GET of the key, less the key and query.
+        let get = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .presigned(
+                PresigningConfig::expires_in(Duration::from_secs(60))
+                    .map_err(|e| store_err("presign a POST", e))?,
+            )
+            .await
+            .map_err(|e| store_err("presign a POST", e))?;
+        let uri = get.uri();
+        let without_query = uri.split('?').next().unwrap_or(uri);
+        let url = without_query
+            .strip_suffix(key.as_str())
+            .ok_or_else(|| fail("unexpected object URL"))?
+            .to_owned();
+        let now = OffsetDateTime::now_utc();
+        let fields = post_policy::form_fields(
+            &post_policy::PostPolicy {
+                bucket: &self.bucket,
+                key: key.as_str(),
+                content_type: content_type.mime(),
+                min_length: 1,
+                max_length,
+                expires: now + expires_in,
+            },
+            &post_policy::Signer {
+                access_key_id: creds.access_key_id(),
+                secret_access_key: creds.secret_access_key(),
+                session_token: creds.session_token(),
+                region: &region,
+                now,
+            },
+        );
+        Ok(PresignedPost { url, fields })
     }
 
     async fn presign_get(

@@ -14,6 +14,7 @@ pub mod events;
 pub mod metrics;
 pub mod pipeline;
 pub mod ports;
+pub mod post_policy;
 #[cfg(feature = "provision")]
 pub mod provision;
 pub mod service;

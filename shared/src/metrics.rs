@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use serde_json::{Map, Value, json};
 
 use crate::domain::{ContentType, ObjectKey};
-use crate::ports::{Fetched, ObjectInfo, ObjectStore, PresignedRequest, StoreError};
+use crate::ports::{Fetched, ObjectInfo, ObjectStore, PresignedPost, PresignedRequest, StoreError};
 
 /// The unit of a metric, as EMF names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -221,13 +221,28 @@ impl ObjectStore for MeteredObjectStore {
         key: &ObjectKey,
         content_type: ContentType,
         length: u64,
+        sha256: Option<&str>,
         expires_in: std::time::Duration,
     ) -> Result<PresignedRequest, StoreError> {
         let r = self
             .inner
-            .presign_put(key, content_type, length, expires_in)
+            .presign_put(key, content_type, length, sha256, expires_in)
             .await;
         self.note("presign_put", r)
+    }
+
+    async fn presign_post(
+        &self,
+        key: &ObjectKey,
+        content_type: ContentType,
+        max_length: u64,
+        expires_in: std::time::Duration,
+    ) -> Result<PresignedPost, StoreError> {
+        let r = self
+            .inner
+            .presign_post(key, content_type, max_length, expires_in)
+            .await;
+        self.note("presign_post", r)
     }
 
     async fn presign_get(

@@ -54,6 +54,15 @@ pub struct PresignedRequest {
     pub headers: HashMap<String, String>,
 }
 
+/// A presigned POST: the form's action URL and the fields to post before the file.
+#[derive(Debug, Clone)]
+pub struct PresignedPost {
+    /// Where the form posts.
+    pub url: String,
+    /// The form fields, signature included.
+    pub fields: std::collections::BTreeMap<String, String>,
+}
+
 /// A stored object as listed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectInfo {
@@ -77,14 +86,25 @@ pub enum Fetched {
 /// Object storage: where originals and derivatives live.
 #[async_trait]
 pub trait ObjectStore: Send + Sync {
-    /// A presigned PUT that pins the content type and the exact length.
+    /// A presigned PUT that pins the content type, the exact length and, when given, the body's
+    /// SHA-256 (base64, sent as `x-amz-checksum-sha256`).
     async fn presign_put(
         &self,
         key: &ObjectKey,
         content_type: ContentType,
         length: u64,
+        sha256: Option<&str>,
         expires_in: Duration,
     ) -> Result<PresignedRequest, StoreError>;
+    /// A presigned POST policy for a browser form: the exact key and content type, bodies of
+    /// 1..=`max_length` bytes.
+    async fn presign_post(
+        &self,
+        key: &ObjectKey,
+        content_type: ContentType,
+        max_length: u64,
+        expires_in: Duration,
+    ) -> Result<PresignedPost, StoreError>;
     /// A presigned GET.
     async fn presign_get(
         &self,

@@ -221,6 +221,7 @@ pub mod testkit {
                 filename: Some("photo".to_owned()),
                 content_type: Some(content_type.to_owned()),
                 size: Some(i64::try_from(bytes.len())?),
+                ..Default::default()
             };
             let presigned = self
                 .service

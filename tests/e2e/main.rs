@@ -1,6 +1,7 @@
 //! End-to-end tests: the whole system on the local emulator, driven over HTTP as a client drives it.
 //! Each test starts its own system on its own bucket, table and queue.
 
+mod enforcement;
 mod invoke;
 mod operations;
 mod template;
@@ -729,5 +730,98 @@ async fn an_animated_gif_is_accepted_and_an_original_can_be_served_as_webp() -> 
     let served = decode(&bytes)?;
     assert_eq!((served.width(), served.height()), (900, 600));
     t.app.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_batch_is_presigned_whole_or_refused_whole() -> TestResult {
+    let t = spawn_app(&[]).await?;
+    let alice = token("alice");
+    let file = |name: &str, size: u64| json!({"filename": name, "contentType": "image/jpeg", "size": size});
+
+    let r = t
+        .presign(
+            Some(&alice),
+            &json!({"files": [file("a.jpg", 1000), {"filename": "b.png", "contentType": "image/png", "size": 2000, "method": "POST"}]}),
+        )
+        .await?;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let files = r.body["files"].as_array().ok_or("no files")?;
+    assert_eq!(files.len(), 2);
+    assert_eq!(files[0]["method"], "PUT");
+    assert_eq!(files[1]["method"], "POST");
+    assert_eq!(files[1]["fields"]["Content-Type"], "image/png");
+    assert_eq!(files[1]["fields"]["key"], files[1]["key"]);
+    assert_ne!(files[0]["mediaId"], files[1]["mediaId"]);
+    assert_eq!(t.record_count().await?, 2);
+
+    // Eleven files, 21 MB in all, or one bad file: refused, and no record is created.
+    let eleven: Vec<Value> = (0..11).map(|i| file(&format!("{i}.jpg"), 100)).collect();
+    let too_big: Vec<Value> = (0..5)
+        .map(|i| file(&format!("{i}.jpg"), 4_400_000))
+        .collect();
+    let one_bad = vec![
+        file("ok.jpg", 100),
+        json!({"filename": "x.svg", "contentType": "image/svg+xml", "size": 10}),
+    ];
+    for (files, status, code) in [
+        (eleven, 400, "too_many_files"),
+        (too_big, 413, "batch_too_large"),
+        (one_bad, 415, "unsupported_type"),
+        (vec![], 400, "invalid_request"),
+    ] {
+        let r = t.presign(Some(&alice), &json!({ "files": files })).await?;
+        assert_eq!(
+            (r.status, r.body["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{}",
+            r.body
+        );
+    }
+    assert_eq!(t.record_count().await?, 2);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_form_post_to_a_presigned_policy_is_processed() -> TestResult {
+    let t = spawn_app(&[]).await?;
+    let alice = token("alice");
+    let photo = corpus("Landscape_1.jpg")?;
+    let r = t
+        .presign(
+            Some(&alice),
+            &json!({"filename": "Landscape 1.jpg", "contentType": "image/jpeg", "size": photo.len(), "method": "POST"}),
+        )
+        .await?;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["method"], "POST");
+    let id = r.body["mediaId"].as_str().ok_or("no mediaId")?;
+    let fields = r.body["fields"].as_object().ok_or("no fields")?;
+    for f in [
+        "key",
+        "Content-Type",
+        "policy",
+        "x-amz-algorithm",
+        "x-amz-credential",
+        "x-amz-date",
+        "x-amz-signature",
+    ] {
+        assert!(fields.contains_key(f), "no {f} in {fields:?}");
+    }
+    // A plain multipart form, the fields first and the file last, as a browser's FormData sends it.
+    let mut form = reqwest::multipart::Form::new();
+    for (k, v) in fields {
+        form = form.text(k.clone(), v.as_str().unwrap_or_default().to_owned());
+    }
+    form = form.part(
+        "file",
+        reqwest::multipart::Part::bytes(photo).file_name("Landscape 1.jpg"),
+    );
+    let url = r.body["url"].as_str().ok_or("no url")?;
+    let status = t.http.post(url).multipart(form).send().await?.status();
+    assert!(status.is_success(), "POST: {status}");
+    let media = t.wait_processed(&alice, id).await?;
+    assert_eq!(media["status"], "ready", "{media}");
+    assert_eq!(media["metadata"]["width"], 1800);
     Ok(())
 }

@@ -85,7 +85,7 @@ async fn ops(overrides: &[(&str, &str)], cdn: bool) -> TestResult<Ops> {
     );
     let service = MediaService::with_parts(
         config.clone(),
-        Arc::new(S3ObjectStore::new(clients.s3.clone(), &config.bucket)),
+        Arc::new(S3ObjectStore::new(&clients, &config.bucket)),
         Arc::new(DynamoMediaRepository::new(
             clients.dynamodb.clone(),
             &config.table,
@@ -112,6 +112,7 @@ impl Ops {
                     filename: Some("photo.jpg".into()),
                     content_type: Some("image/jpeg".into()),
                     size: Some(i64::try_from(bytes.len())?),
+                    ..Default::default()
                 },
             )
             .await?;
@@ -348,6 +349,7 @@ async fn every_use_case_emits_the_seed_metrics_as_emf() -> TestResult {
                 filename: Some("fake.jpg".into()),
                 content_type: Some("image/jpeg".into()),
                 size: Some(i64::try_from(text.len())?),
+                ..Default::default()
             },
         )
         .await?;
@@ -432,6 +434,7 @@ async fn logs_say_one_json_line_per_outcome_and_nothing_secret() -> TestResult {
     let id = t
         .upload_and_process(&owner, &corpus("Landscape_5.jpg")?)
         .await?;
+    t.service.confirm_upload(&owner, &id).await?;
     let view = t.service.get_media(&owner, &id).await?;
     assert!(
         view.thumbnails
