@@ -84,7 +84,7 @@ pub type StartError = Box<dyn std::error::Error + Send + Sync>;
 impl App {
     /// Provisions the stack, then starts the API, the event delivery and the cleanup timer.
     pub async fn start(config: Config, options: Options) -> Result<Self, StartError> {
-        let stack = stack::provision(&config).await?;
+        let stack = stack::provision(&config, &options.cors_origins).await?;
         let service = MediaService::with_clients(&config, &stack.clients);
         let listener = TcpListener::bind(("127.0.0.1", options.port)).await?;
         let addr = listener.local_addr()?;

@@ -103,7 +103,8 @@ async fn serve() -> Result {
 
 async fn cleanup() -> Result {
     let config = local_config()?;
-    let stack = media_dev::stack::provision(&config).await?;
+    let options = media_dev::Options::from_env();
+    let stack = media_dev::stack::provision(&config, &options.cors_origins).await?;
     let service = media_core::MediaService::with_clients(&config, &stack.clients);
     let event = lambda_runtime::LambdaEvent::new(
         serde_json::Value::Null,

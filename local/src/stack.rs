@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use aws_sdk_s3::types::{
-    Event, FilterRule, FilterRuleName, NotificationConfiguration, NotificationConfigurationFilter,
-    QueueConfiguration, S3KeyFilter,
+    CorsConfiguration, CorsRule, Event, FilterRule, FilterRuleName, NotificationConfiguration,
+    NotificationConfigurationFilter, QueueConfiguration, S3KeyFilter,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 use media_core::Config;
@@ -23,8 +23,12 @@ pub struct LocalStack {
     pub queue_url: String,
 }
 
-/// Waits (bounded) for the emulator, then creates everything `config` names.
-pub async fn provision(config: &Config) -> Result<LocalStack, ProvisionError> {
+/// Waits (bounded) for the emulator, then creates everything `config` names, with the bucket's
+/// CORS rules for `cors_origins` as template.yaml sets them.
+pub async fn provision(
+    config: &Config,
+    cors_origins: &[String],
+) -> Result<LocalStack, ProvisionError> {
     let endpoint = local_endpoint()?;
     let clients = AwsClients::for_emulator(&endpoint).await;
     let sqs = aws_sdk_sqs::Client::new(&clients.sdk_config);
@@ -98,6 +102,33 @@ pub async fn provision(config: &Config) -> Result<LocalStack, ProvisionError> {
         .send()
         .await
         .map_err(|e| failed("connect the bucket to the queue")(Box::new(e)))?;
+
+    // The bucket's CORS, as in template.yaml: browsers preflight every presigned PUT and POST.
+    let rule = CorsRule::builder()
+        .set_allowed_origins(Some(cors_origins.to_vec()))
+        .allowed_methods("PUT")
+        .allowed_methods("POST")
+        .allowed_methods("GET")
+        .allowed_methods("HEAD")
+        .allowed_headers("*")
+        .expose_headers("ETag")
+        .expose_headers("Location")
+        .max_age_seconds(3000)
+        .build()
+        .map_err(build)?;
+    clients
+        .s3
+        .put_bucket_cors()
+        .bucket(&config.bucket)
+        .cors_configuration(
+            CorsConfiguration::builder()
+                .cors_rules(rule)
+                .build()
+                .map_err(build)?,
+        )
+        .send()
+        .await
+        .map_err(|e| failed("set the bucket's CORS rules")(Box::new(e)))?;
 
     Ok(LocalStack {
         clients,

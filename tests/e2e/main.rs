@@ -825,3 +825,92 @@ async fn a_form_post_to_a_presigned_policy_is_processed() -> TestResult {
     assert_eq!(media["metadata"]["width"], 1800);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_browsers_preflight_of_a_presigned_put_passes_on_the_local_stack() -> TestResult {
+    let t = spawn_app(&[]).await?;
+    let alice = token("alice");
+    let r = t
+        .presign(
+            Some(&alice),
+            &json!({"filename": "a.jpg", "contentType": "image/jpeg", "size": 1000}),
+        )
+        .await?;
+    let url = r.body["url"].as_str().ok_or("no url")?;
+    // What a browser sends before a cross-origin PUT with a Content-Type header.
+    let preflight = |origin: &'static str| {
+        t.http
+            .request(reqwest::Method::OPTIONS, url)
+            .header("Origin", origin)
+            .header("Access-Control-Request-Method", "PUT")
+            .header("Access-Control-Request-Headers", "content-type")
+            .send()
+    };
+    let resp = preflight("http://app.example.com").await?;
+    assert_eq!(resp.status(), 200);
+    let allow = |name: &str| {
+        resp.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_ascii_lowercase()
+    };
+    assert!(
+        ["*", "http://app.example.com"].contains(&allow("access-control-allow-origin").as_str()),
+        "{:?}",
+        resp.headers()
+    );
+    assert!(
+        allow("access-control-allow-methods").contains("put"),
+        "{:?}",
+        resp.headers()
+    );
+
+    // moto answers preflights whatever the bucket's rules say, so the rules themselves are
+    // compared with template.yaml's: the local bucket must behave as the deployed one.
+    let cors = t
+        .app
+        .stack
+        .clients
+        .s3
+        .get_bucket_cors()
+        .bucket(&t.app.service.config().bucket)
+        .send()
+        .await?;
+    let rule = cors
+        .cors_rules()
+        .first()
+        .ok_or("no CORS rule on the local bucket")?;
+    let template: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml"),
+    )?)?;
+    let deployed =
+        &template["Resources"]["MediaBucket"]["Properties"]["CorsConfiguration"]["CorsRules"][0];
+    let list = |v: &serde_yaml::Value| -> Vec<String> {
+        v.as_sequence()
+            .map(|s| {
+                s.iter()
+                    .filter_map(|x| x.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        rule.allowed_methods(),
+        list(&deployed["AllowedMethods"]).as_slice()
+    );
+    assert_eq!(
+        rule.allowed_headers(),
+        list(&deployed["AllowedHeaders"]).as_slice()
+    );
+    assert_eq!(
+        rule.expose_headers(),
+        list(&deployed["ExposedHeaders"]).as_slice()
+    );
+    assert_eq!(
+        rule.max_age_seconds(),
+        deployed["MaxAge"].as_i64().map(|m| m as i32)
+    );
+    assert_eq!(rule.allowed_origins(), ["*"]);
+    Ok(())
+}
