@@ -5,6 +5,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 VENV := .venv
+ST_VENV := .venv-schemathesis
 PY := python3
 PORT ?= 3000
 EMULATOR_PORT ?= 4566
@@ -54,8 +55,16 @@ template: venv
 	$(VENV)/bin/cfn-lint template.yaml
 	$(VENV)/bin/sam validate --lint --template template.yaml
 
-test: system venv lint template sam-build .tools/bin/s3s-fs
+test: system venv lint template sam-build .tools/bin/s3s-fs $(ST_VENV)/.installed
 	scripts/with-emulator.sh cargo test --workspace --locked
+	cargo build --locked -p media-dev
+	scripts/with-emulator.sh scripts/schemathesis.sh
+
+# schemathesis (pinned) in its own venv: its dependencies are not the emulator's.
+$(ST_VENV)/.installed: tools/schemathesis.lock
+	$(PY) -m venv $(ST_VENV)
+	$(ST_VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -r tools/schemathesis.lock
+	touch $@
 
 # s3s-fs (pinned): an S3 server that checks signatures, expiry and POST policies, for the tests
 # that prove the presign contract is enforced (the emulator accepts anything).
@@ -97,4 +106,4 @@ fuzz: system .tools/bin/cargo-fuzz
 	  -max_total_time=$(FUZZ_SECONDS) -max_len=262144 -rss_limit_mb=2048 -timeout=10 -print_final_stats=1
 
 clean:
-	rm -rf $(VENV) .local target .aws-sam
+	rm -rf $(VENV) $(ST_VENV) .local target .aws-sam

@@ -79,6 +79,10 @@ async fn health(state: &ApiState) -> HttpResponse {
     to_hyper(response)
 }
 
+/// The API's OpenAPI 3.1 document (`openapi.json` at the repository's root), served at
+/// `/openapi.json`.
+pub const OPENAPI: &str = include_str!("../../openapi.json");
+
 /// The routes, as in `template.yaml`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Function {
@@ -192,6 +196,14 @@ async fn dispatch(state: &ApiState, req: hyper::Request<Incoming>) -> HttpRespon
     }
     if parts.method == Method::GET && path == "/health" {
         return health(state).await;
+    }
+    if parts.method == Method::GET && path == "/openapi.json" {
+        let mut resp = hyper::Response::new(Full::new(Bytes::from_static(OPENAPI.as_bytes())));
+        resp.headers_mut().insert(
+            hyper::header::CONTENT_TYPE,
+            hyper::header::HeaderValue::from_static("application/json"),
+        );
+        return resp;
     }
     let Some((function, route_key, media_id)) = route(&parts.method, &path) else {
         return error(ApiError::new(

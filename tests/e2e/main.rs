@@ -914,3 +914,18 @@ async fn a_browsers_preflight_of_a_presigned_put_passes_on_the_local_stack() -> 
     assert_eq!(rule.allowed_origins(), ["*"]);
     Ok(())
 }
+
+#[tokio::test]
+async fn the_local_api_serves_its_openapi_document() -> TestResult {
+    let t = spawn_app(&[]).await?;
+    let resp = t
+        .http
+        .get(format!("{}/openapi.json", t.app.url()))
+        .send()
+        .await?;
+    assert_eq!(resp.status(), 200);
+    let doc: Value = resp.json().await?;
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert!(doc["paths"]["/api/v1/upload/presign"]["post"].is_object());
+    Ok(())
+}

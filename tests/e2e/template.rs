@@ -404,3 +404,44 @@ fn alarms_watch_the_dead_letters_errors_throttles_and_the_api_5xx_rate() -> Test
     }
     Ok(())
 }
+
+#[test]
+fn the_openapi_document_describes_exactly_the_routes_of_the_template() -> TestResult {
+    let text = std::fs::read_to_string(repo().join("openapi.json"))?;
+    let doc: serde_json::Value = serde_json::from_str(&text)?;
+    assert_eq!(doc["openapi"], "3.1.0");
+    let mut documented = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().ok_or("no paths")? {
+        for method in ["get", "put", "post", "delete", "patch", "head", "options"] {
+            if item.get(method).is_some() {
+                documented.insert((method.to_uppercase(), path.clone()));
+            }
+        }
+    }
+    // ROUTES is the template's routes (checked above), so this is template <-> OpenAPI.
+    let served: BTreeSet<(String, String)> = ROUTES
+        .iter()
+        .map(|r| (r.method.to_owned(), r.path.to_owned()))
+        .collect();
+    assert_eq!(documented, served);
+    // Every $ref resolves.
+    let mut refs = Vec::new();
+    fn collect(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                if let Some(r) = m.get("$ref").and_then(|r| r.as_str()) {
+                    out.push(r.to_owned());
+                }
+                m.values().for_each(|x| collect(x, out));
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|x| collect(x, out)),
+            _ => {}
+        }
+    }
+    collect(&doc, &mut refs);
+    for r in refs {
+        let pointer = r.strip_prefix('#').ok_or(format!("external ref {r}"))?;
+        assert!(doc.pointer(pointer).is_some(), "unresolved {r}");
+    }
+    Ok(())
+}
