@@ -6,6 +6,7 @@ SHELL := /bin/bash
 
 VENV := .venv
 ST_VENV := .venv-schemathesis
+BROWSER := tests/browser
 PY := python3
 PORT ?= 3000
 EMULATOR_PORT ?= 4566
@@ -55,10 +56,16 @@ template: venv
 	$(VENV)/bin/cfn-lint template.yaml
 	$(VENV)/bin/sam validate --lint --template template.yaml
 
-test: system venv lint template sam-build .tools/bin/s3s-fs $(ST_VENV)/.installed
+test: system venv lint template sam-build .tools/bin/s3s-fs $(ST_VENV)/.installed $(BROWSER)/node_modules/.installed
 	scripts/with-emulator.sh cargo test --workspace --locked
 	cargo build --locked -p media-dev
 	scripts/with-emulator.sh scripts/schemathesis.sh
+	scripts/with-emulator.sh scripts/browser-tests.sh
+
+# The browser tests' packages (playwright-core, Uppy 6 and 5), pinned by package-lock.json.
+$(BROWSER)/node_modules/.installed: $(BROWSER)/package-lock.json
+	cd $(BROWSER) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
 # schemathesis (pinned) in its own venv: its dependencies are not the emulator's.
 $(ST_VENV)/.installed: tools/schemathesis.lock

@@ -83,6 +83,56 @@ async fn health(state: &ApiState) -> HttpResponse {
 /// `/openapi.json`.
 pub const OPENAPI: &str = include_str!("../../openapi.json");
 
+/// The demo page (`local/demo/`), served at `/`.
+const DEMO_HTML: &str = include_str!("../demo/index.html");
+const DEMO_JS: &str = include_str!("../demo/demo.js");
+const DEMO_CSS: &str = include_str!("../demo/demo.css");
+
+/// The files the local server serves besides the API: the OpenAPI document and the demo page.
+fn static_file(path: &str) -> Option<(&'static str, &'static str)> {
+    Some(match path {
+        "/openapi.json" => ("application/json", OPENAPI),
+        "/" | "/index.html" => ("text/html; charset=utf-8", DEMO_HTML),
+        "/demo/demo.js" => ("text/javascript; charset=utf-8", DEMO_JS),
+        "/demo/demo.css" => ("text/css; charset=utf-8", DEMO_CSS),
+        _ => return None,
+    })
+}
+
+/// `GET /local/token?user=NAME`: a one-hour token from the local authorizer, standing in for the
+/// sign-in page of a real deployment (the demo page uses it). Local only: the deployed API has no
+/// such route, and the local server listens on loopback.
+fn local_token(state: &ApiState, query: Option<&str>) -> HttpResponse {
+    let Some(user) = token_user(query) else {
+        return error(ApiError::new(
+            400,
+            "invalid_request",
+            "user must be 1-64 letters, digits, '-' or '_'",
+        ));
+    };
+    const TTL: i64 = 3600;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let token = auth::sign(&state.jwt_secret, user, now, now + TTL);
+    to_hyper(media_core::api::json_response(
+        200,
+        &json!({"token": token, "user": user, "expiresIn": TTL}),
+    ))
+}
+
+/// The `user` of a token request (`demo` when absent), if it is 1-64 of `[A-Za-z0-9_-]`.
+fn token_user(query: Option<&str>) -> Option<&str> {
+    let user = query
+        .unwrap_or("")
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("user="))
+        .unwrap_or("demo");
+    let valid = (1..=64).contains(&user.len())
+        && user
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    valid.then_some(user)
+}
+
 /// The routes, as in `template.yaml`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Function {
@@ -197,13 +247,23 @@ async fn dispatch(state: &ApiState, req: hyper::Request<Incoming>) -> HttpRespon
     if parts.method == Method::GET && path == "/health" {
         return health(state).await;
     }
-    if parts.method == Method::GET && path == "/openapi.json" {
-        let mut resp = hyper::Response::new(Full::new(Bytes::from_static(OPENAPI.as_bytes())));
-        resp.headers_mut().insert(
+    if parts.method == Method::GET
+        && let Some((content_type, body)) = static_file(&path)
+    {
+        let mut resp = hyper::Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+        let h = resp.headers_mut();
+        h.insert(
             hyper::header::CONTENT_TYPE,
-            hyper::header::HeaderValue::from_static("application/json"),
+            HeaderValue::from_static(content_type),
+        );
+        h.insert(
+            hyper::header::CACHE_CONTROL,
+            HeaderValue::from_static("no-cache"),
         );
         return resp;
+    }
+    if parts.method == Method::GET && path == "/local/token" {
+        return local_token(state, parts.uri.query());
     }
     let Some((function, route_key, media_id)) = route(&parts.method, &path) else {
         return error(ApiError::new(
@@ -326,6 +386,31 @@ fn uuid_like() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn serves_the_demo_page_and_the_openapi_document() {
+        let (html, page) = static_file("/").unwrap();
+        assert!(html.starts_with("text/html"));
+        // Every asset the page names is served.
+        for asset in ["/demo/demo.js", "/demo/demo.css"] {
+            assert!(page.contains(asset), "{asset}");
+            assert!(static_file(asset).is_some(), "{asset}");
+        }
+        assert_eq!(static_file("/openapi.json").unwrap().1, OPENAPI);
+        assert!(static_file("/demo/../Cargo.toml").is_none());
+    }
+
+    #[test]
+    fn token_users_are_plain_names() {
+        assert_eq!(token_user(None), Some("demo"));
+        assert_eq!(token_user(Some("user=alice_1")), Some("alice_1"));
+        assert_eq!(token_user(Some("x=1&user=bob-2")), Some("bob-2"));
+        for bad in ["user=", "user=a%2Fb", "user=a b", "user=é"] {
+            assert_eq!(token_user(Some(bad)), None, "{bad}");
+        }
+        let long = format!("user={}", "a".repeat(65));
+        assert_eq!(token_user(Some(&long)), None);
+    }
 
     #[test]
     fn routes_match_the_template() {

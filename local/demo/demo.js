@@ -1,0 +1,278 @@
+// The demo page: presign, then upload straight to storage with a progress bar, confirm, wait for
+// processing, and show thumbnails, dimensions and EXIF (or the rejection), with a delete button.
+//
+// Works against the local stack as served by `media-dev serve` (which hands out a local token for
+// `?user=`), or against a deployed API: `/?api=https://…` with `#token=<JWT>`.
+
+const params = new URLSearchParams(location.search);
+const API = (params.get('api') || location.origin).replace(/\/+$/, '');
+const USER = params.get('user') || 'demo';
+const METHOD = params.get('method') === 'POST' ? 'POST' : 'PUT';
+const POLL_MS = 600;
+const POLL_LIMIT = 150; // about 90 s, then the card says to come back later
+
+let tokenPromise;
+function token() {
+  const fromHash = new URLSearchParams(location.hash.slice(1)).get('token');
+  if (fromHash) return Promise.resolve(fromHash);
+  tokenPromise ??= fetch(`/local/token?user=${encodeURIComponent(USER)}`)
+    .then((r) => (r.ok ? r.json() : Promise.reject(new Error('no local token: pass #token=<JWT>'))))
+    .then((j) => j.token);
+  return tokenPromise;
+}
+
+class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+async function api(method, path, body) {
+  const headers = { Authorization: `Bearer ${await token()}` };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  const r = await fetch(API + path, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (r.status === 204) return null;
+  const json = await r.json().catch(() => null);
+  if (!r.ok) {
+    const e = json?.error ?? {};
+    throw new ApiError(r.status, e.code ?? 'http_' + r.status, e.message ?? r.statusText);
+  }
+  return json;
+}
+
+// The direct upload, with progress (fetch cannot report upload progress; XHR can).
+function send(presigned, file, onProgress) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open(presigned.method, presigned.url);
+    let body = file;
+    if (presigned.method === 'POST') {
+      body = new FormData();
+      for (const [k, v] of Object.entries(presigned.fields)) body.append(k, v);
+      body.append('file', file);
+    } else {
+      for (const [k, v] of Object.entries(presigned.headers)) {
+        if (!/^(host|content-length)$/i.test(k)) xhr.setRequestHeader(k, v);
+      }
+    }
+    xhr.upload.onprogress = (e) => e.lengthComputable && onProgress(e.loaded / e.total);
+    xhr.onload = () =>
+      xhr.status >= 200 && xhr.status < 300
+        ? resolve()
+        : reject(new ApiError(xhr.status, 'upload_refused', `storage refused the upload (HTTP ${xhr.status})`));
+    xhr.onerror = () => reject(new ApiError(0, 'network', 'the upload did not reach storage'));
+    xhr.send(body);
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function settled(media) {
+  for (let i = 0; media.status === 'pending' && i < POLL_LIMIT; i++) {
+    await sleep(POLL_MS);
+    media = await api('GET', `/api/v1/upload/${encodeURIComponent(media.id)}`);
+  }
+  return media;
+}
+
+const $ = (sel, root = document) => root.querySelector(sel);
+const announce = (text) => ($('#announce').textContent = text);
+
+function fact(dl, name, value) {
+  if (value === undefined || value === null || value === '') return;
+  const dt = document.createElement('dt');
+  dt.textContent = name;
+  const dd = document.createElement('dd');
+  dd.textContent = value;
+  dl.append(dt, dd);
+}
+
+// Exposure times under a second as photographers write them: 0.0005 -> 1/2000.
+function shutter(t) {
+  const x = Number(t);
+  return Number.isFinite(x) && x > 0 && x < 1 ? `1/${Math.round(1 / x)}` : t;
+}
+
+function bytes(n) {
+  return n < 1024 ? `${n} B` : n < 1048576 ? `${(n / 1024).toFixed(1)} KB` : `${(n / 1048576).toFixed(1)} MB`;
+}
+
+class Card {
+  constructor(file) {
+    this.el = $('#card').content.firstElementChild.cloneNode(true);
+    this.file = file;
+    $('.name', this.el).textContent = file.name;
+    this.el.setAttribute('aria-label', file.name);
+    $('progress', this.el).setAttribute('aria-label', `Upload of ${file.name}`);
+    $('.delete', this.el).addEventListener('click', () => this.remove());
+    // The file itself as a preview while it uploads (the browser decodes it; ours comes later).
+    if (file.type.startsWith('image/')) {
+      this.localUrl = URL.createObjectURL(file);
+      const img = new Image();
+      img.alt = '';
+      img.className = 'local';
+      img.onerror = () => img.remove();
+      img.src = this.localUrl;
+      $('.preview', this.el).replaceChildren(img);
+    }
+    $('#uploads').prepend(this.el);
+  }
+
+  // Replaces the preview: with `content`, or with a compact mark for a file that has no image.
+  preview(content) {
+    if (this.localUrl) URL.revokeObjectURL(this.localUrl);
+    this.localUrl = undefined;
+    const preview = $('.preview', this.el);
+    if (content) {
+      preview.replaceChildren(content);
+    } else {
+      const mark = document.createElement('span');
+      mark.className = 'mark';
+      mark.setAttribute('aria-hidden', 'true');
+      mark.textContent = '!';
+      preview.replaceChildren(mark);
+    }
+  }
+
+  state(status, text) {
+    this.el.dataset.status = status;
+    const p = $('.status', this.el);
+    p.textContent = text;
+    return p;
+  }
+
+  progress(fraction) {
+    $('progress', this.el).value = Math.round(fraction * 100);
+    this.state('uploading', `Uploading… ${Math.round(fraction * 100)}%`);
+  }
+
+  show(media) {
+    this.media = media;
+    $('.delete', this.el).disabled = false;
+    if (media.status === 'ready') {
+      const m = media.metadata;
+      this.state('ready', 'Ready');
+      const preview = $('.preview', this.el);
+      if (m.dominantColor) preview.style.background = m.dominantColor;
+      const img = new Image();
+      img.alt = `${media.filename}, ${m.width} × ${m.height}`;
+      img.decoding = 'async';
+      img.src = media.thumbnails.medium ?? Object.values(media.thumbnails)[0];
+      img.srcset = ['small', 'medium', 'large']
+        .filter((s) => media.thumbnails[s])
+        .map((s) => `${media.thumbnails[s]} ${{ small: 150, medium: 400, large: 800 }[s]}w`)
+        .join(', ');
+      img.sizes = '(max-width: 700px) 100vw, 330px';
+      this.preview(img);
+      const open = $('.open', this.el);
+      open.href = media.thumbnails.large ?? img.src;
+      open.hidden = false;
+      const dl = $('.facts', this.el);
+      const e = m.exif ?? {};
+      fact(dl, 'Dimensions', `${m.width} × ${m.height}`);
+      fact(dl, 'Format', `${m.format.toUpperCase()}, ${bytes(m.size)}`);
+      fact(dl, 'Taken', e.dateTime);
+      fact(dl, 'Camera', [e.make, e.model].filter(Boolean).join(' '));
+      fact(dl, 'Exposure', [e.exposureTime && `${shutter(e.exposureTime)} s`, e.fNumber && `f/${e.fNumber}`, e.iso && `ISO ${e.iso}`]
+        .filter(Boolean).join(' · '));
+      if (e.gpsLatitude !== undefined && e.gpsLongitude !== undefined) {
+        fact(dl, 'Location', `${e.gpsLatitude.toFixed(5)}, ${e.gpsLongitude.toFixed(5)}`);
+      }
+      if (e.orientation && e.orientation !== 1) fact(dl, 'Orientation', `EXIF ${e.orientation} (turned upright)`);
+      announce(`${media.filename} is ready`);
+    } else if (media.status === 'rejected') {
+      this.preview(null);
+      const p = this.state('rejected', 'Rejected: ');
+      const code = document.createElement('code');
+      code.textContent = media.rejection?.code ?? 'rejected';
+      p.append(code, ` ${media.rejection?.message ?? ''}`);
+      announce(`${media.filename} was rejected: ${media.rejection?.message ?? ''}`);
+    } else {
+      this.state('pending', 'Still processing; reload later.');
+    }
+  }
+
+  fail(err) {
+    this.preview(null);
+    const p = this.state('failed', 'Failed: ');
+    const code = document.createElement('code');
+    code.textContent = err.code ?? 'error';
+    p.append(code, ` ${err.message}`);
+    announce(`${this.file.name} failed: ${err.message}`);
+    // Nothing was created for a file the API refused: the button only dismisses the card.
+    const button = $('.delete', this.el);
+    if (!this.mediaId) button.textContent = 'Dismiss';
+    button.disabled = false;
+  }
+
+  async remove() {
+    const button = $('.delete', this.el);
+    button.disabled = true;
+    if (!this.mediaId) {
+      this.el.remove();
+      $('#files').focus();
+      return;
+    }
+    try {
+      await api('DELETE', `/api/v1/upload/${encodeURIComponent(this.mediaId)}`);
+      this.el.remove();
+      announce(`${this.file.name} deleted`);
+      $('#files').focus();
+    } catch (err) {
+      button.disabled = false;
+      this.fail(err);
+    }
+  }
+}
+
+async function upload(file) {
+  const card = new Card(file);
+  try {
+    card.state('presigning', 'Requesting an upload URL…');
+    const presigned = await api('POST', '/api/v1/upload/presign', {
+      filename: file.name,
+      contentType: file.type || 'application/octet-stream',
+      size: file.size,
+      method: METHOD,
+    });
+    card.mediaId = presigned.mediaId;
+    card.el.dataset.mediaId = presigned.mediaId;
+    $('.delete', card.el).disabled = false;
+    card.progress(0);
+    await send(presigned, file, (f) => card.progress(f));
+    card.state('processing', 'Processing…');
+    card.show(await settled(await api('POST', '/api/v1/upload/confirm', { mediaId: presigned.mediaId })));
+  } catch (err) {
+    card.fail(err);
+  }
+}
+
+function start(files) {
+  for (const file of files) upload(file);
+}
+
+$('#files').addEventListener('change', (e) => {
+  start([...e.target.files]);
+  e.target.value = '';
+});
+const drop = $('#drop');
+for (const type of ['dragenter', 'dragover']) {
+  drop.addEventListener(type, (e) => {
+    e.preventDefault();
+    drop.classList.add('over');
+  });
+}
+drop.addEventListener('dragleave', () => drop.classList.remove('over'));
+drop.addEventListener('drop', (e) => {
+  e.preventDefault();
+  drop.classList.remove('over');
+  start([...e.dataTransfer.files]);
+});
+$('#user').textContent = new URLSearchParams(location.hash.slice(1)).get('token') ? 'your token' : USER;
+$('#api').textContent = API;

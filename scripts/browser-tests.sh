@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The browser tests (tests/browser: the demo page, stock Uppy 6 and 5, a FormData POST) in Debian's
+# headless Chromium, against media-dev serve over the emulator that scripts/with-emulator.sh
+# started. Screenshots land in target/browser-artifacts/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/local-api.sh browser
+export MEDIA_API_URL=$LOCAL_API_URL
+cd tests/browser
+timeout 900 node --test --test-concurrency=1 --test-timeout=300000 --test-reporter=spec \
+  demo.test.mjs uppy.test.mjs post.test.mjs
