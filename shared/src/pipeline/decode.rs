@@ -6,7 +6,7 @@
 
 use std::io::Cursor;
 
-use image::{DynamicImage, ImageError, ImageFormat, ImageReader, Limits};
+use image::{DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader, Limits};
 use turbojpeg::{Colorspace, Decompressor, PixelFormat, ScalingFactor};
 
 use super::container::Structure;
@@ -59,17 +59,40 @@ pub fn decode(
     structure: &Structure,
     limits: Limits,
 ) -> Result<Raster, Rejection> {
-    match kind {
-        ContentType::Jpeg => decode_jpeg(bytes, header, min_longest, structure.adobe),
-        ContentType::Webp if structure.frames <= 1 => decode_webp(bytes, min_longest),
-        ContentType::Webp => decode_webp_first_frame(bytes, header),
-        _ => {
-            let image = reader(bytes, kind, limits)
-                .decode()
-                .map_err(image_rejection)?;
-            Ok(from_dynamic(image))
+    let (mut raster, icc) = match kind {
+        ContentType::Jpeg => {
+            let icc = jpeg_icc_profile(bytes);
+            let raster = decode_jpeg(bytes, header, min_longest, structure.adobe, icc.as_deref())?;
+            // A CMYK profile was applied by the decode; only an RGB one is left to apply.
+            (raster, icc)
         }
+        ContentType::Webp if structure.frames <= 1 => {
+            (decode_webp(bytes, min_longest)?, webp_icc_profile(bytes))
+        }
+        ContentType::Webp => (
+            decode_webp_first_frame(bytes, header)?,
+            webp_icc_profile(bytes),
+        ),
+        _ => {
+            let mut decoder = reader(bytes, kind, limits.clone())
+                .into_decoder()
+                .map_err(image_rejection)?;
+            // As `ImageReader::decode` does: the pixel buffer counts against the limits.
+            let mut limits = limits;
+            limits
+                .reserve(decoder.total_bytes())
+                .map_err(image_rejection)?;
+            decoder.set_limits(limits).map_err(image_rejection)?;
+            // A broken profile is dropped, never a reason to reject the image.
+            let icc = decoder.icc_profile().ok().flatten();
+            let image = DynamicImage::from_decoder(decoder).map_err(image_rejection)?;
+            (from_dynamic(image), icc)
+        }
+    };
+    if let Some(icc) = icc {
+        super::color::to_srgb(&mut raster.data, raster.channels, &icc);
     }
+    Ok(raster)
 }
 
 /// The scale at which a JPEG of this size is decoded.
@@ -93,6 +116,7 @@ fn decode_jpeg(
     header: Header,
     min_longest: Option<u32>,
     adobe: bool,
+    icc: Option<&[u8]>,
 ) -> Result<Raster, Rejection> {
     let mut d = Decompressor::new().map_err(|e| corrupt(&e))?;
     let info = d.read_header(bytes).map_err(|e| corrupt(&e))?;
@@ -119,7 +143,7 @@ fn decode_jpeg(
         return Err(corrupt(&e));
     }
     let data = if cmyk {
-        cmyk_to_rgb(&image.pixels, adobe, jpeg_icc_profile(bytes).as_deref())
+        cmyk_to_rgb(&image.pixels, adobe, icc)
     } else {
         image.pixels
     };
@@ -337,6 +361,20 @@ fn jpeg_icc_profile(b: &[u8]) -> Option<Vec<u8>> {
     }
     chunks.sort_by_key(|(seq, _)| *seq);
     Some(chunks.into_iter().flat_map(|(_, data)| data).collect())
+}
+
+/// The ICC profile of a WebP: its `ICCP` chunk (the container walk already checked the chunks).
+fn webp_icc_profile(b: &[u8]) -> Option<Vec<u8>> {
+    let mut at = 12;
+    while let Some(chunk) = b.get(at..at + 8) {
+        let len = u32::from_le_bytes([chunk[4], chunk[5], chunk[6], chunk[7]]) as usize;
+        let body = b.get(at + 8..(at + 8).checked_add(len)?)?;
+        if &chunk[..4] == b"ICCP" {
+            return Some(body.to_vec());
+        }
+        at = at.checked_add(8 + len + (len & 1))?;
+    }
+    None
 }
 
 fn reader(bytes: &[u8], kind: ContentType, limits: Limits) -> ImageReader<Cursor<&[u8]>> {

@@ -5,6 +5,7 @@
 //! frame counts), header dimensions; only then is a pixel buffer allocated, and only as large as
 //! the largest derivative needs (JPEG is decoded at a reduced DCT scale).
 
+mod color;
 mod container;
 mod decode;
 mod encode;
@@ -601,6 +602,108 @@ mod tests {
         o.max_frames = 2;
         let err = process_image(&gif, ContentType::Gif, None, &o).unwrap_err();
         assert_eq!(err.code, RejectionCode::TooManyFrames);
+    }
+
+    /// A Display P3 orange, and what it is in sRGB.
+    const P3_ORANGE: [u8; 3] = [230, 120, 40];
+
+    fn p3_icc() -> Vec<u8> {
+        moxcms::ColorProfile::new_display_p3()
+            .encode()
+            .expect("encodes")
+    }
+
+    /// `file` carries a Display P3 profile: its thumbnails are in sRGB (PNG thumbnails, so that
+    /// only the input's own encoding loss is left).
+    fn assert_converted_to_srgb(file: &[u8], kind: ContentType) {
+        let mut expected = P3_ORANGE.to_vec();
+        assert!(color::to_srgb(&mut expected, 3, &p3_icc()));
+        let mut o = opts();
+        o.format = ThumbnailFormat::Png;
+        let p = process_image(file, kind, None, &o).expect("accepted");
+        for t in &p.thumbnails {
+            let img = image::load_from_memory(&t.bytes)
+                .expect("decodes")
+                .to_rgb8();
+            let px = img.get_pixel(img.width() / 2, img.height() / 2).0;
+            for c in 0..3 {
+                assert!(
+                    px[c].abs_diff(expected[c]) <= 3,
+                    "{kind:?} {}: {px:?}, expected about {expected:?} (P3 {P3_ORANGE:?})",
+                    t.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn display_p3_inputs_get_srgb_thumbnails() {
+        let (w, h) = (64usize, 48usize);
+        let pixels: Vec<u8> = P3_ORANGE.repeat(w * h);
+
+        // JPEG, the profile in an APP2 ICC_PROFILE segment (as iPhones write it).
+        let image = turbojpeg::Image {
+            pixels: pixels.as_slice(),
+            width: w,
+            pitch: w * 3,
+            height: h,
+            format: turbojpeg::PixelFormat::RGB,
+        };
+        let plain = turbojpeg::compress(image, 98, turbojpeg::Subsamp::None)
+            .expect("compress")
+            .to_vec();
+        let icc = p3_icc();
+        let mut app2 = vec![0xFF, 0xE2];
+        app2.extend(u16::try_from(icc.len() + 16).expect("fits").to_be_bytes());
+        app2.extend(b"ICC_PROFILE\0\x01\x01");
+        app2.extend(&icc);
+        let mut file = plain[..2].to_vec();
+        file.extend(app2);
+        file.extend(&plain[2..]);
+        assert_converted_to_srgb(&file, ContentType::Jpeg);
+
+        // PNG, in an iCCP chunk (as macOS screenshots are).
+        let mut file = Vec::new();
+        let mut encoder = image::codecs::png::PngEncoder::new(&mut file);
+        image::ImageEncoder::set_icc_profile(&mut encoder, icc.clone()).expect("icc");
+        image::ImageEncoder::write_image(
+            encoder,
+            &pixels,
+            w as u32,
+            h as u32,
+            image::ExtendedColorType::Rgb8,
+        )
+        .expect("png");
+        assert_converted_to_srgb(&file, ContentType::Png);
+
+        // WebP, in an ICCP chunk after VP8X.
+        let mut lossless = Vec::new();
+        image::ImageEncoder::write_image(
+            image::codecs::webp::WebPEncoder::new_lossless(&mut lossless),
+            &pixels,
+            w as u32,
+            h as u32,
+            image::ExtendedColorType::Rgb8,
+        )
+        .expect("webp");
+        let chunk = |name: &[u8], body: &[u8]| {
+            let mut c = name.to_vec();
+            c.extend(u32::try_from(body.len()).expect("fits").to_le_bytes());
+            c.extend(body);
+            if body.len() % 2 == 1 {
+                c.push(0);
+            }
+            c
+        };
+        let mut vp8x = vec![0x20, 0, 0, 0]; // ICC flag
+        vp8x.extend(&u32::try_from(w - 1).expect("fits").to_le_bytes()[..3]);
+        vp8x.extend(&u32::try_from(h - 1).expect("fits").to_le_bytes()[..3]);
+        let mut body = b"WEBP".to_vec();
+        body.extend(chunk(b"VP8X", &vp8x));
+        body.extend(chunk(b"ICCP", &icc));
+        body.extend(&lossless[12..]); // the VP8L chunk
+        let file = chunk(b"RIFF", &body);
+        assert_converted_to_srgb(&file, ContentType::Webp);
     }
 
     #[test]
