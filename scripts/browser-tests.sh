@@ -4,8 +4,13 @@
 # started. Screenshots land in target/browser-artifacts/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The client pages get their own origin, the only other one CORS allows: the API and the bucket
+# refuse every other origin, as a deployed stack with CorsAllowedOrigins set does.
+STATIC_PORT=$(.venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+export STATIC_PORT
+LOCAL_API_ORIGINS="http://127.0.0.1:$STATIC_PORT"
 source scripts/local-api.sh browser
 export MEDIA_API_URL=$LOCAL_API_URL
 cd tests/browser
 timeout 900 node --test --test-concurrency=1 --test-timeout=300000 --test-reporter=spec \
-  demo.test.mjs uppy.test.mjs post.test.mjs
+  demo.test.mjs uppy.test.mjs post.test.mjs cors.test.mjs

@@ -6,6 +6,11 @@
 LOCAL_API_PORT=$(.venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 LOCAL_API_URL="http://127.0.0.1:$LOCAL_API_PORT"
 export LOCAL_JWT_SECRET="local-$RANDOM$RANDOM"
+# LOCAL_API_ORIGINS: further origins (comma-separated) that CORS allows besides the API's own;
+# unset, any origin is allowed, as in `make dev`.
+if [ -n "${LOCAL_API_ORIGINS:-}" ]; then
+  export CORS_ALLOWED_ORIGINS="$LOCAL_API_URL,$LOCAL_API_ORIGINS"
+fi
 mkdir -p .local
 LOCAL_API_LOG=".local/$1-serve-$LOCAL_API_PORT.log"
 PORT=$LOCAL_API_PORT CLEANUP_INTERVAL_SECONDS=0 \

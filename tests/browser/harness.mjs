@@ -60,8 +60,11 @@ const TYPES = {
   '.css': 'text/css', '.map': 'application/json',
 };
 
-/** The client pages on a second origin: /pages/* and the pinned Uppy bundles under /vendor/. */
-export async function staticServer() {
+/**
+ * The client pages on a second origin: /pages/* and the pinned Uppy bundles under /vendor/. On
+ * STATIC_PORT (the one other origin the API's CORS allows) unless `port` is given.
+ */
+export async function staticServer(port = Number(process.env.STATIC_PORT ?? 0)) {
   const mounts = {
     '/pages/': join(here, 'pages'),
     '/vendor/uppy6/': join(here, 'node_modules/uppy/dist'),
@@ -80,7 +83,7 @@ export async function staticServer() {
     }
     res.writeHead(404).end('not found');
   });
-  await new Promise((ok) => server.listen(0, '127.0.0.1', ok));
+  await new Promise((ok, fail) => server.once('error', fail).listen(port, '127.0.0.1', ok));
   const origin = `http://127.0.0.1:${server.address().port}`;
   return { origin, close: () => new Promise((ok) => server.close(ok)) };
 }
