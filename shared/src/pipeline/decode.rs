@@ -1,8 +1,8 @@
 //! Decoding into a [`Raster`]: dimensions from the header first, then the pixels, no larger
 //! than the derivatives need. JPEG goes through libjpeg-turbo, which decodes at a reduced DCT
 //! scale (1/2, 1/4, 1/8) so a 12 MP photo never exists at full size; a still WebP goes through
-//! libwebp, whose decoder scales while it decodes; PNG, GIF and animated WebP go through the
-//! `image` crate with its allocation limits set.
+//! libwebp, whose decoder scales while it decodes; an 8-bit RGB(A) PNG through libdeflate (see
+//! `png.rs`); other PNGs and GIF through the `image` crate with its allocation limits set.
 
 use std::io::Cursor;
 
@@ -73,26 +73,37 @@ pub fn decode(
             decode_webp_first_frame(bytes, header)?,
             webp_icc_profile(bytes),
         ),
-        _ => {
-            let mut decoder = reader(bytes, kind, limits.clone())
-                .into_decoder()
-                .map_err(image_rejection)?;
-            // As `ImageReader::decode` does: the pixel buffer counts against the limits.
-            let mut limits = limits;
-            limits
-                .reserve(decoder.total_bytes())
-                .map_err(image_rejection)?;
-            decoder.set_limits(limits).map_err(image_rejection)?;
-            // A broken profile is dropped, never a reason to reject the image.
-            let icc = decoder.icc_profile().ok().flatten();
-            let image = DynamicImage::from_decoder(decoder).map_err(image_rejection)?;
-            (from_dynamic(image), icc)
-        }
+        ContentType::Png => match super::png::decode(bytes, header, &limits) {
+            Some(decoded) => decoded,
+            None => decode_with_image(bytes, kind, limits)?,
+        },
+        ContentType::Gif => decode_with_image(bytes, kind, limits)?,
     };
     if let Some(icc) = icc {
         super::color::to_srgb(&mut raster.data, raster.channels, &icc);
     }
     Ok(raster)
+}
+
+/// PNG and GIF through the `image` crate, with its limits; the ICC profile beside the pixels.
+fn decode_with_image(
+    bytes: &[u8],
+    kind: ContentType,
+    limits: Limits,
+) -> Result<(Raster, Option<Vec<u8>>), Rejection> {
+    let mut decoder = reader(bytes, kind, limits.clone())
+        .into_decoder()
+        .map_err(image_rejection)?;
+    // As `ImageReader::decode` does: the pixel buffer counts against the limits.
+    let mut limits = limits;
+    limits
+        .reserve(decoder.total_bytes())
+        .map_err(image_rejection)?;
+    decoder.set_limits(limits).map_err(image_rejection)?;
+    // A broken profile is dropped, never a reason to reject the image.
+    let icc = decoder.icc_profile().ok().flatten();
+    let image = DynamicImage::from_decoder(decoder).map_err(image_rejection)?;
+    Ok((from_dynamic(image), icc))
 }
 
 /// The scale at which a JPEG of this size is decoded.

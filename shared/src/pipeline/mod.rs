@@ -11,6 +11,7 @@ mod decode;
 mod encode;
 mod exif;
 mod placeholder;
+mod png;
 mod raster;
 mod resize;
 mod sniff;
