@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
 use aws_sdk_s3::presigning::PresigningConfig;
+use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use crate::config::Config;
@@ -336,16 +337,27 @@ impl ObjectStore for S3ObjectStore {
         if size > max_bytes {
             return Ok(Fetched::TooLarge(size));
         }
-        let bytes = out
-            .body
-            .collect()
+        // Chunk by chunk into one buffer of the announced size, hashing each chunk while the
+        // next one is still on the wire (no second copy of the body, no hashing pass afterwards).
+        let mut body = out.body;
+        let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+        let mut hasher = Sha256::new();
+        while let Some(chunk) = body
+            .try_next()
             .await
             .map_err(|e| store_err("read an object body", e))?
-            .into_bytes();
-        if bytes.len() as u64 > max_bytes {
-            return Ok(Fetched::TooLarge(bytes.len() as u64));
+        {
+            let received = (bytes.len() + chunk.len()) as u64;
+            if received > max_bytes {
+                return Ok(Fetched::TooLarge(received));
+            }
+            hasher.update(&chunk);
+            bytes.extend_from_slice(&chunk);
         }
-        Ok(Fetched::Bytes(bytes.to_vec()))
+        Ok(Fetched::Bytes {
+            bytes,
+            sha256: hasher.finalize().into(),
+        })
     }
 
     async fn put(

@@ -75,8 +75,14 @@ pub struct ObjectInfo {
 /// What a read of an object found.
 #[derive(Debug)]
 pub enum Fetched {
-    /// The object, whole.
-    Bytes(Vec<u8>),
+    /// The object, whole, and the SHA-256 of its bytes (hashed as they arrived, so the hashing
+    /// overlaps the download instead of adding to the processing time).
+    Bytes {
+        /// The body.
+        bytes: Vec<u8>,
+        /// SHA-256 of `bytes`.
+        sha256: [u8; 32],
+    },
     /// No such object.
     Missing,
     /// The object is larger than the limit given; only its size is known.

@@ -15,7 +15,7 @@ use crate::domain::{
     RejectionCode, StoredDerivative, format_time, sanitize_filename,
 };
 use crate::metrics::{MeteredObjectStore, Metrics, Unit};
-use crate::pipeline::{PipelineOptions, process_image};
+use crate::pipeline::{PipelineOptions, process_with_checksum};
 use crate::ports::{
     CdnCache, CleanupQueue, Fetched, MediaRepository, ObjectStore, RepoError, StoreError,
     Transition,
@@ -635,8 +635,8 @@ impl MediaService {
             return Ok(ProcessOutcome::AlreadyProcessed { media_id: id });
         }
 
-        let bytes = match self.store.fetch(key, self.config.max_file_size).await? {
-            Fetched::Bytes(b) => b,
+        let (bytes, sha256) = match self.store.fetch(key, self.config.max_file_size).await? {
+            Fetched::Bytes { bytes, sha256 } => (bytes, sha256),
             Fetched::Missing => {
                 warn!(media_id = %id, key = %key, outcome = "missing", "object vanished before processing");
                 return Ok(ProcessOutcome::Missing { media_id: id });
@@ -669,8 +669,9 @@ impl MediaService {
         let extension = key.as_str().rsplit_once('.').map(|(_, e)| e.to_owned());
         let span = tracing::Span::current();
         let (bytes, result) = tokio::task::spawn_blocking(move || {
-            let result =
-                span.in_scope(|| process_image(&bytes, declared, extension.as_deref(), &options));
+            let result = span.in_scope(|| {
+                process_with_checksum(&bytes, sha256, declared, extension.as_deref(), &options)
+            });
             (bytes, result)
         })
         .await

@@ -144,8 +144,26 @@ pub fn process_image(
     extension: Option<&str>,
     opts: &PipelineOptions,
 ) -> Result<Processed, Rejection> {
+    process_with_checksum(
+        bytes,
+        Sha256::digest(bytes).into(),
+        declared,
+        extension,
+        opts,
+    )
+}
+
+/// [`process_image`] for a file whose SHA-256 is already known: the process function hashes the
+/// object while it downloads, so the hash costs no processing time.
+pub fn process_with_checksum(
+    bytes: &[u8],
+    sha256: [u8; 32],
+    declared: ContentType,
+    extension: Option<&str>,
+    opts: &PipelineOptions,
+) -> Result<Processed, Rejection> {
     catch_unwind(AssertUnwindSafe(|| {
-        process_unguarded(bytes, declared, extension, opts)
+        process_unguarded(bytes, sha256, declared, extension, opts)
     }))
     .unwrap_or_else(|_| {
         Err(Rejection::new(
@@ -161,6 +179,7 @@ fn reject(code: RejectionCode, message: impl Into<String>) -> Rejection {
 
 fn process_unguarded(
     bytes: &[u8],
+    sha256: [u8; 32],
     declared: ContentType,
     extension: Option<&str>,
     opts: &PipelineOptions,
@@ -262,7 +281,7 @@ fn process_unguarded(
             height,
             format: kind.format_name().to_owned(),
             size: bytes.len() as u64,
-            sha256: hex::encode(Sha256::digest(bytes)),
+            sha256: hex::encode(sha256),
             exif,
             frames: (structure.frames > 1).then_some(structure.frames),
             blurhash: smallest.as_ref().and_then(placeholder::blurhash),
