@@ -21,12 +21,19 @@ impl Raster {
     }
 
     /// Drops an alpha channel that is fully opaque, so that encoders need not store it.
-    pub fn drop_opaque_alpha(self) -> Self {
+    pub fn drop_opaque_alpha(mut self) -> Self {
         if self.channels == 4 && self.data.chunks_exact(4).all(|p| p[3] == 255) {
-            self.flatten()
-        } else {
-            self
+            // What `flatten` would give, without its arithmetic or a second buffer: each pixel's
+            // R, G, B moved down in place (the write position never passes the read position).
+            let pixels = self.data.len() / 4;
+            for i in 0..pixels {
+                let rgb = [self.data[4 * i], self.data[4 * i + 1], self.data[4 * i + 2]];
+                self.data[3 * i..3 * i + 3].copy_from_slice(&rgb);
+            }
+            self.data.truncate(pixels * 3);
+            self.channels = 3;
         }
+        self
     }
 
     /// RGB, with any alpha composited over white (for formats without alpha).
@@ -150,5 +157,27 @@ mod tests {
             data: vec![0, 0, 0, 0, 10, 20, 30, 255],
         };
         assert_eq!(r.flatten().data, vec![255, 255, 255, 10, 20, 30]);
+    }
+
+    #[test]
+    fn opaque_alpha_is_dropped_and_real_alpha_kept() {
+        let opaque = Raster {
+            width: 3,
+            height: 1,
+            channels: 4,
+            data: vec![1, 2, 3, 255, 4, 5, 6, 255, 7, 8, 9, 255],
+        };
+        assert_eq!(opaque.clone().drop_opaque_alpha(), opaque.clone().flatten());
+        assert_eq!(
+            opaque.drop_opaque_alpha().data,
+            vec![1, 2, 3, 4, 5, 6, 7, 8, 9]
+        );
+        let translucent = Raster {
+            width: 1,
+            height: 1,
+            channels: 4,
+            data: vec![1, 2, 3, 254],
+        };
+        assert_eq!(translucent.clone().drop_opaque_alpha(), translucent);
     }
 }
