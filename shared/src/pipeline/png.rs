@@ -129,6 +129,9 @@ fn read_chunks(bytes: &[u8]) -> Option<Chunks<'_>> {
             // Colour-key transparency and animation: the general decoder's job.
             b"tRNS" | b"acTL" | b"fcTL" | b"fdAT" => return None,
             b"IEND" => return Some(chunks),
+            // Any other critical chunk (uppercase first letter: PLTE, or one this code does
+            // not know): the general decoder decides.
+            _ if kind[0].is_ascii_uppercase() => return None,
             _ => {}
         }
         at = end;
@@ -381,5 +384,34 @@ mod tests {
         )
         .expect("encode");
         assert!(decode(&grey, header, &Limits::default()).is_none());
+        // So do transparency keys and animation, even with valid CRCs.
+        for (kind, body) in [
+            (b"tRNS", &[0u8, 1, 0, 2, 0, 3][..]),
+            (b"acTL", &[0, 0, 0, 1, 0, 0, 0, 0][..]),
+        ] {
+            let with = with_chunk_after_ihdr(&png, kind, body);
+            assert!(image::load_from_memory(&with).is_ok());
+            assert!(decode(&with, header, &Limits::default()).is_none());
+        }
+        // An unknown critical chunk is left to the general decoder too.
+        let with = with_chunk_after_ihdr(&png, b"ABCD", b"x");
+        assert!(decode(&with, header, &Limits::default()).is_none());
+        // An unknown ancillary chunk is skipped.
+        let with = with_chunk_after_ihdr(&png, b"teXt", b"a\0b");
+        assert!(decode(&with, header, &Limits::default()).is_some());
+    }
+
+    fn with_chunk_after_ihdr(png: &[u8], kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
+        let ihdr_end = 8 + 8 + 13 + 4;
+        let mut out = png[..ihdr_end].to_vec();
+        out.extend_from_slice(&u32::try_from(body.len()).expect("len").to_be_bytes());
+        out.extend_from_slice(kind);
+        out.extend_from_slice(body);
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(kind);
+        crc.update(body);
+        out.extend_from_slice(&crc.finalize().to_be_bytes());
+        out.extend_from_slice(&png[ihdr_end..]);
+        out
     }
 }
