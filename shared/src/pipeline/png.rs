@@ -146,10 +146,20 @@ fn inflate_icc(inflater: &mut Decompressor, body: &[u8]) -> Option<Vec<u8>> {
     if method != 0 {
         return None;
     }
-    let mut out = vec![0u8; MAX_ICC_BYTES.min(stream.len().saturating_mul(64).max(4096))];
-    let n = inflater.zlib_decompress(stream, &mut out).ok()?;
-    out.truncate(n);
-    Some(out)
+    // A guess first (profiles deflate a few times over); if the profile is larger, the cap.
+    let guess = MAX_ICC_BYTES.min(stream.len().saturating_mul(16).max(4096));
+    for size in [guess, MAX_ICC_BYTES] {
+        let mut out = vec![0u8; size];
+        match inflater.zlib_decompress(stream, &mut out) {
+            Ok(n) => {
+                out.truncate(n);
+                return Some(out);
+            }
+            Err(libdeflater::DecompressionError::InsufficientSpace) if size < MAX_ICC_BYTES => {}
+            Err(_) => return None,
+        }
+    }
+    None
 }
 
 /// Undoes the per-row filters in place, moving each row down over the filter bytes so that
@@ -399,6 +409,35 @@ mod tests {
         // An unknown ancillary chunk is skipped.
         let with = with_chunk_after_ihdr(&png, b"teXt", b"a\0b");
         assert!(decode(&with, header, &Limits::default()).is_some());
+    }
+
+    #[test]
+    fn icc_profiles_inflate_whatever_their_ratio() {
+        let mut inflater = Decompressor::new();
+        for profile in [
+            vec![7u8; 300],
+            vec![0u8; 1 << 20],
+            (0..9000u32).map(|i| (i * 131 % 251) as u8).collect(),
+        ] {
+            let mut body = b"icc\0\0".to_vec();
+            let mut compressor =
+                libdeflater::Compressor::new(libdeflater::CompressionLvl::default());
+            let mut z = vec![0u8; compressor.zlib_compress_bound(profile.len())];
+            let n = compressor
+                .zlib_compress(&profile, &mut z)
+                .expect("compress");
+            body.extend_from_slice(&z[..n]);
+            assert_eq!(inflate_icc(&mut inflater, &body), Some(profile));
+        }
+        // Over the cap, or not zlib: dropped.
+        let mut body = b"icc\0\0".to_vec();
+        let mut compressor = libdeflater::Compressor::new(libdeflater::CompressionLvl::default());
+        let big = vec![0u8; MAX_ICC_BYTES + 1];
+        let mut z = vec![0u8; compressor.zlib_compress_bound(big.len())];
+        let n = compressor.zlib_compress(&big, &mut z).expect("compress");
+        body.extend_from_slice(&z[..n]);
+        assert_eq!(inflate_icc(&mut inflater, &body), None);
+        assert_eq!(inflate_icc(&mut inflater, b"icc\0\0not zlib"), None);
     }
 
     fn with_chunk_after_ihdr(png: &[u8], kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
