@@ -90,16 +90,14 @@ fn read_chunks(bytes: &[u8]) -> Option<Chunks<'_>> {
     let mut idat_ended = false;
     loop {
         let head = bytes.get(at..at.checked_add(8)?)?;
-        let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+        let len = be32(&head[0..4]) as usize;
         let kind = &head[4..8];
         let end = at.checked_add(12)?.checked_add(len)?;
         let typed = bytes.get(at + 4..end - 4)?;
         let crc = bytes.get(end - 4..end)?;
         // A fuzzer cannot forge CRCs: under cargo-fuzz (`--cfg fuzzing`) the check is skipped
         // so that mutated chunks reach the inflater and the unfilter.
-        if !cfg!(fuzzing)
-            && crc32fast::hash(typed) != u32::from_be_bytes([crc[0], crc[1], crc[2], crc[3]])
-        {
+        if !cfg!(fuzzing) && crc32fast::hash(typed) != be32(crc) {
             return None;
         }
         let body = &typed[4..];
@@ -111,7 +109,6 @@ fn read_chunks(bytes: &[u8]) -> Option<Chunks<'_>> {
                 if body.len() != 13 || chunks.ihdr.is_some() {
                     return None;
                 }
-                let be32 = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
                 // Bit depth 8; compression, filter method and interlace all 0.
                 if body[8] != 8 || body[10..13] != [0, 0, 0] {
                     return None;
@@ -136,6 +133,11 @@ fn read_chunks(bytes: &[u8]) -> Option<Chunks<'_>> {
         }
         at = end;
     }
+}
+
+/// The big-endian `u32` at the start of `b` (callers slice exactly four bytes).
+fn be32(b: &[u8]) -> u32 {
+    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
 }
 
 /// An `iCCP` body: name, NUL, compression method 0, zlib stream. A broken profile is dropped,
