@@ -20,7 +20,7 @@ help:
 	@echo "make test   - run every test: format, lints, template checks, sam build, unit, handler, end-to-end and invoke tests"
 	@echo "make sam-build - sam build: the six functions' arm64 bootstrap artifacts, checked"
 	@echo "make bench  - time the image pipeline against libvips on the corpus (BENCH_ARGS='--rounds 3')"
-	@echo "make cold-start - measure the process function's cold start on the emulator"
+	@echo "make cold-start - measure the cold start of the process and get functions on the emulator"
 	@echo "make fuzz   - fuzz the image pipeline (FUZZ_SECONDS=600)"
 
 # The pinned Python tools (moto, aws-sam-cli, cfn-lint, cargo-lambda), in the repo's own venv.
@@ -90,12 +90,14 @@ bench: system $(VENV)/.bench-installed
 	cargo build --release --locked -p media-dev
 	$(VENV)/bin/python bench/compare.py --media-dev target/release/media-dev $(BENCH_ARGS)
 
-# The process function's cold start (process start to first S3 event handled) over the Lambda
-# Runtime API protocol, against the emulator.
+# The cold start of the process function and of an API function (get): process start to the
+# first event handled, over the Lambda Runtime API protocol, against the emulator.
 cold-start: system $(VENV)/.bench-installed
-	cargo build --release --locked -p process -p media-dev
+	cargo build --release --locked -p process -p get -p media-dev
 	scripts/with-emulator.sh $(VENV)/bin/python bench/cold_start.py \
 	  --bootstrap target/release/process --media-dev target/release/media-dev
+	scripts/with-emulator.sh $(VENV)/bin/python bench/cold_start.py --function get \
+	  --bootstrap target/release/get --media-dev target/release/media-dev
 
 # cargo-fuzz (pinned) in .tools; libFuzzer needs nightly flags, which RUSTC_BOOTSTRAP allows on
 # the pinned stable toolchain. Seeds: the corpus's images. Finds land in fuzz/artifacts/.

@@ -1,9 +1,11 @@
-"""Cold start of the process function: from process start to the first S3 event handled, over
-the real Lambda Runtime API protocol (served here on loopback) against the emulator, on a real
-photo that has a pending record. Run under scripts/with-emulator.sh (it sets AWS_ENDPOINT_URL).
+"""Cold start of a function: from process start to the first event handled, over the real
+Lambda Runtime API protocol (served here on loopback) against the emulator. For `process`, the
+event is an S3 event of a real photo that has a pending record; for `get` (an API function), the
+sample API Gateway event of events/get/get.json for a pending record of its owner. Run under
+scripts/with-emulator.sh (it sets AWS_ENDPOINT_URL).
 
 usage: cold_start.py --bootstrap target/release/process --media-dev target/release/media-dev
-                     [--photo FILE] [--runs 5]
+                     [--function process|get] [--photo FILE] [--runs 5]
 """
 
 import argparse
@@ -106,12 +108,34 @@ def pending_upload(photo):
                                 "object": {"key": key, "size": len(data)}}}]}
 
 
-def one(bootstrap, photo):
-    rt = Runtime(pending_upload(photo))
+SAMPLE_ID = "019aa7c1e2f37b8c9d0e1f2a3b4c5d6e"
+SAMPLE_OWNER = "user-123"
+
+
+def get_request():
+    """A pending record of the sample owner and the sample GET event for it."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    media_id = uuid.uuid4().hex
+    expires = now + datetime.timedelta(hours=1)
+    client("dynamodb").put_item(TableName=TABLE, Item={
+        "id": {"S": media_id}, "ownerId": {"S": SAMPLE_OWNER}, "status": {"S": "pending"},
+        "filename": {"S": "bench.jpg"}, "contentType": {"S": "image/jpeg"},
+        "size": {"N": "1000"}, "objectKey": {"S": f"uploads/{now:%Y/%m/%d}/{media_id}/original.jpg"},
+        "createdAt": {"S": stamp(now)}, "updatedAt": {"S": stamp(now)},
+        "expiresAt": {"S": stamp(expires)}, "gcQueue": {"S": "pending"},
+        "gcDue": {"S": stamp(expires)},
+    })
+    path = os.path.join(os.path.dirname(__file__), "..", "events", "get", "get.json")
+    with open(path) as f:
+        return json.loads(f.read().replace(SAMPLE_ID, media_id))
+
+
+def one(bootstrap, function, photo):
+    rt = Runtime(get_request() if function == "get" else pending_upload(photo))
     threading.Thread(target=rt.serve_forever, daemon=True).start()
     env = dict(os.environ,
                AWS_LAMBDA_RUNTIME_API=f"127.0.0.1:{rt.server_address[1]}",
-               AWS_LAMBDA_FUNCTION_NAME="process", AWS_LAMBDA_FUNCTION_VERSION="$LATEST",
+               AWS_LAMBDA_FUNCTION_NAME=function, AWS_LAMBDA_FUNCTION_VERSION="$LATEST",
                AWS_LAMBDA_FUNCTION_MEMORY_SIZE="1024", AWS_LAMBDA_LOG_GROUP_NAME="bench",
                AWS_LAMBDA_LOG_STREAM_NAME="bench", MEDIA_BUCKET=BUCKET, MEDIA_TABLE=TABLE,
                S3_FORCE_PATH_STYLE="true", RUST_LOG="warn")
@@ -128,6 +152,8 @@ def one(bootstrap, photo):
     kind, body = rt.answer
     if kind != "response":
         raise SystemExit(f"the function failed: {body}")
+    if function == "get" and '"statusCode":200' not in body.replace(" ", ""):
+        raise SystemExit(f"the function did not answer 200: {body}")
     return (rt.first_next - started) * 1000, (rt.done - started) * 1000, body
 
 
@@ -137,21 +163,23 @@ def main():
     p.add_argument("--media-dev", required=True)
     p.add_argument("--photo", default=os.path.join(os.path.dirname(__file__), "..", "..",
                                                    "shared", "corpus", "iphone_hdr_YES.jpg"))
+    p.add_argument("--function", choices=["process", "get"], default="process")
     p.add_argument("--runs", type=int, default=5)
     a = p.parse_args()
     # Provisions the local bucket, table and queue (and runs an empty cleanup).
     subprocess.run([a.media_dev, "cleanup"], check=True, capture_output=True, timeout=120)
     inits, firsts = [], []
     for _ in range(a.runs):
-        init, first, body = one(a.bootstrap, a.photo)
+        init, first, body = one(a.bootstrap, a.function, a.photo)
         inits.append(init)
         firsts.append(first)
     size = os.path.getsize(a.bootstrap)
-    print(f"process function, {a.runs} cold starts on one core, photo {os.path.basename(a.photo)}: "
+    what = f"photo {os.path.basename(a.photo)}" if a.function == "process" else "GET of a record"
+    print(f"{a.function} function, {a.runs} cold starts on one core, {what}: "
           f"init (start to first /next) median {statistics.median(inits):.1f} ms, "
           f"start to first event handled median {statistics.median(firsts):.1f} ms "
           f"(min {min(firsts):.1f}, max {max(firsts):.1f}); binary {size / 1e6:.1f} MB; "
-          f"last answer {body}")
+          f"last answer {body[:300]}")
 
 
 if __name__ == "__main__":

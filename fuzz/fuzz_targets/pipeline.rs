@@ -5,7 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use media_core::domain::ContentType;
-use media_core::pipeline::{PipelineOptions, Sniffed, process_image, sniff};
+use media_pipeline::{PipelineOptions, Sniffed, process_image, sniff};
 
 fuzz_target!(|data: &[u8]| {
     // Declare what the bytes look like, so that mutations reach the decoders.
@@ -13,8 +13,6 @@ fuzz_target!(|data: &[u8]| {
         Sniffed::Raster(t) => t,
         _ => ContentType::Jpeg,
     };
-    let Ok(options) = PipelineOptions::defaults() else {
-        return;
-    };
+    let options = PipelineOptions::default();
     let _ = process_image(data, declared, None, &options);
 });

@@ -42,6 +42,10 @@ pub struct Options {
     pub cleanup_interval: Option<Duration>,
     /// CORS origins allowed on the API.
     pub cors_origins: Vec<String>,
+    /// The emulator's URL, when not `AWS_ENDPOINT_URL` (the tests put a fault proxy there).
+    pub endpoint: Option<String>,
+    /// How many S3 events the process handler works on at once (Lambda runs them concurrently).
+    pub process_concurrency: usize,
 }
 
 impl Options {
@@ -62,6 +66,8 @@ impl Options {
                 .split(',')
                 .map(|s| s.trim().to_owned())
                 .collect(),
+            endpoint: None,
+            process_concurrency: worker::DEFAULT_CONCURRENCY,
         }
     }
 }
@@ -84,8 +90,10 @@ pub type StartError = Box<dyn std::error::Error + Send + Sync>;
 impl App {
     /// Provisions the stack, then starts the API, the event delivery and the cleanup timer.
     pub async fn start(config: Config, options: Options) -> Result<Self, StartError> {
-        let stack = stack::provision(&config, &options.cors_origins).await?;
-        let service = MediaService::with_clients(&config, &stack.clients);
+        let stack =
+            stack::provision(&config, &options.cors_origins, options.endpoint.as_deref()).await?;
+        let service = media_aws::wire::with_clients(&config, &stack.clients)
+            .with_processor(process::processor(&config));
         let listener = TcpListener::bind(("127.0.0.1", options.port)).await?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = watch::channel(false);
@@ -100,6 +108,7 @@ impl App {
             tokio::spawn(worker::deliver_events(
                 service.clone(),
                 stack.clone(),
+                options.process_concurrency,
                 stopped.clone(),
             )),
         ];

@@ -3,7 +3,6 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use media_core::pipeline::PipelineOptions;
 use media_dev::pipeline_cli::{self, ProcessArgs};
 use media_dev::{App, Options, auth, local_config};
 
@@ -62,7 +61,7 @@ async fn main() -> ExitCode {
 fn process(args: &[&str]) -> ExitCode {
     let run = || -> Result<bool> {
         let args = ProcessArgs::parse(args).map_err(|e| format!("{e}\n{USAGE}"))?;
-        let options = PipelineOptions::from_config(&local_config()?);
+        let options = process::pipeline_options(&local_config()?);
         let report = pipeline_cli::run(&args, &options)?;
         println!("{}", serde_json::to_string_pretty(&report.json)?);
         Ok(report.accepted)
@@ -104,8 +103,8 @@ async fn serve() -> Result {
 async fn cleanup() -> Result {
     let config = local_config()?;
     let options = media_dev::Options::from_env();
-    let stack = media_dev::stack::provision(&config, &options.cors_origins).await?;
-    let service = media_core::MediaService::with_clients(&config, &stack.clients);
+    let stack = media_dev::stack::provision(&config, &options.cors_origins, None).await?;
+    let service = media_aws::wire::with_clients(&config, &stack.clients);
     let event = lambda_runtime::LambdaEvent::new(
         serde_json::Value::Null,
         lambda_runtime::Context::default(),

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use media_core::domain::ContentType;
-use media_core::pipeline::{PipelineOptions, Processed, process_with_checksum};
+use media_pipeline::{PipelineOptions, Processed, process_with_checksum};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 

@@ -8,9 +8,9 @@ use aws_sdk_s3::types::{
     NotificationConfigurationFilter, QueueConfiguration, S3KeyFilter,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
+use media_aws::AwsClients;
 use media_core::Config;
-use media_core::aws::AwsClients;
-use media_core::provision::{ProvisionError, ensure_bucket, ensure_table, failed, local_endpoint};
+use media_provision::{ProvisionError, ensure_bucket, ensure_table, failed, local_endpoint};
 
 /// The provisioned local stack.
 #[derive(Debug, Clone)]
@@ -23,13 +23,18 @@ pub struct LocalStack {
     pub queue_url: String,
 }
 
-/// Waits (bounded) for the emulator, then creates everything `config` names, with the bucket's
-/// CORS rules for `cors_origins` as template.yaml sets them.
+/// Waits (bounded) for the emulator (at `endpoint`, or `AWS_ENDPOINT_URL`), then creates
+/// everything `config` names, with the bucket's CORS rules for `cors_origins` as template.yaml
+/// sets them.
 pub async fn provision(
     config: &Config,
     cors_origins: &[String],
+    endpoint: Option<&str>,
 ) -> Result<LocalStack, ProvisionError> {
-    let endpoint = local_endpoint()?;
+    let endpoint = match endpoint {
+        Some(e) => e.to_owned(),
+        None => local_endpoint()?,
+    };
     let clients = AwsClients::for_emulator(&endpoint).await;
     let sqs = aws_sdk_sqs::Client::new(&clients.sdk_config);
 

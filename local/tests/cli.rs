@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use media_core::provision::testkit::unique_name;
+use media_provision::testkit::unique_name;
 
 fn media_dev() -> Command {
     Command::new(env!("CARGO_BIN_EXE_media-dev"))

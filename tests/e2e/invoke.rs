@@ -13,11 +13,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use e2e::{TestResult, corpus};
-use media_core::aws::{AwsClients, DynamoMediaRepository};
+use media_aws::{AwsClients, DynamoMediaRepository};
 use media_core::domain::{ContentType, Media, MediaId, MediaStatus, ObjectKey, OwnerId};
 use media_core::ports::MediaRepository;
-use media_core::provision::testkit::{SAMPLE_MEDIA_ID, SAMPLE_OWNER, unique_name};
-use media_core::provision::{ensure_bucket, ensure_table, local_endpoint};
+use media_provision::testkit::{SAMPLE_MEDIA_ID, SAMPLE_OWNER, unique_name};
+use media_provision::{ensure_bucket, ensure_table, local_endpoint};
 use serde_json::Value;
 
 const BUCKET: &str = "media-bucket";
@@ -158,6 +158,7 @@ async fn every_sample_event_runs_through_the_lambda_runtime_api() -> TestResult 
         expires_at: Some(now + Duration::from_secs(3600)),
         deleted_at: None,
         served_original: None,
+        served_size: None,
         metadata: None,
         derivatives: Default::default(),
         rejection: None,

@@ -2,6 +2,7 @@
 //! Each test starts its own system on its own bucket, table and queue.
 
 mod enforcement;
+mod faults;
 mod invoke;
 mod operations;
 mod template;
@@ -525,7 +526,7 @@ async fn uploads_that_never_complete_expire_and_late_events_change_nothing() -> 
     assert!(
         matches!(
             outcome,
-            media_core::service::ProcessOutcome::AlreadyProcessed { .. }
+            media_core::process::ProcessOutcome::AlreadyProcessed { .. }
         ),
         "{outcome:?}"
     );
@@ -569,7 +570,7 @@ async fn a_late_upload_after_delete_stays_deleted_and_cleanup_removes_it() -> Te
     assert!(
         matches!(
             outcome,
-            media_core::service::ProcessOutcome::AlreadyProcessed { .. }
+            media_core::process::ProcessOutcome::AlreadyProcessed { .. }
         ),
         "{outcome:?}"
     );
@@ -588,7 +589,7 @@ async fn a_late_upload_after_delete_stays_deleted_and_cleanup_removes_it() -> Te
 
 #[tokio::test]
 async fn the_owner_index_lists_an_owners_media_newest_first() -> TestResult {
-    use media_core::aws::DynamoMediaRepository;
+    use media_aws::DynamoMediaRepository;
     use media_core::domain::OwnerId;
     use media_core::ports::MediaRepository;
 

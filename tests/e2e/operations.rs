@@ -4,16 +4,16 @@
 use std::sync::{Arc, Mutex};
 
 use e2e::{TestResult, corpus};
-use media_core::aws::{
-    AwsClients, CloudFrontCache, DynamoMediaRepository, S3ObjectStore, TTL_ATTRIBUTE,
-};
+use media_aws::{AwsClients, CloudFrontCache, DynamoMediaRepository, S3ObjectStore, TTL_ATTRIBUTE};
+use media_core::cleanup::CleanupSummary;
 use media_core::domain::{MediaId, ObjectKey, OwnerId};
 use media_core::metrics::Metrics;
 use media_core::ports::CdnCache;
-use media_core::provision::testkit::test_config;
-use media_core::provision::{ensure_bucket, ensure_table, local_endpoint};
-use media_core::service::{CleanupSummary, PresignRequest, ProcessOutcome};
+use media_core::presign::PresignRequest;
+use media_core::process::ProcessOutcome;
 use media_core::{Config, MediaService};
+use media_provision::testkit::test_config;
+use media_provision::{ensure_bucket, ensure_table, local_endpoint};
 use serde_json::Value;
 
 /// A distribution on the emulator, as the template's optional CDN would be.
@@ -92,7 +92,8 @@ async fn ops(overrides: &[(&str, &str)], cdn: bool) -> TestResult<Ops> {
         )),
         cache,
         metrics,
-    );
+    )
+    .with_processor(process::processor(&config));
     Ok(Ops {
         config,
         clients,

@@ -6,9 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use e2e::TestResult;
+use media_aws::{CLEANUP_INDEX, OWNER_INDEX, TTL_ATTRIBUTE};
 use media_core::Config;
 use media_core::api::ROUTES;
-use media_core::aws::{CLEANUP_INDEX, OWNER_INDEX, TTL_ATTRIBUTE};
 use serde_yaml::Value;
 
 fn repo() -> PathBuf {

@@ -1,10 +1,14 @@
 //! Support for the end-to-end tests: every test gets its own running system (API, event delivery)
 //! on its own bucket, table and queue of the emulator, and talks to it over HTTP as a client would.
 
+pub mod fault_proxy;
+
 use std::time::{Duration, Instant};
 
-use media_core::provision::testkit::{self, test_config};
+use fault_proxy::FaultProxy;
+use media_aws::AwsClients;
 use media_dev::{App, Options, auth};
+use media_provision::testkit::{self, test_config};
 use serde_json::{Value, json};
 
 /// Errors in tests carry their message; no test result depends on their type.
@@ -19,6 +23,8 @@ pub struct TestApp {
     pub app: App,
     /// The HTTP client.
     pub http: reqwest::Client,
+    /// Clients that talk to the emulator directly, for inspecting state past any proxy.
+    pub direct: AwsClients,
 }
 
 /// A response: status and JSON body (`Null` when empty).
@@ -32,12 +38,29 @@ pub struct Reply {
 
 /// Starts the system on fresh resources with `overrides` on the configuration.
 pub async fn spawn_app(overrides: &[(&str, &str)]) -> TestResult<TestApp> {
+    start(overrides, None).await
+}
+
+/// Starts the system with every AWS call it makes (S3, DynamoDB, SQS, and the presigned URLs it
+/// hands out) going through a fault proxy in front of the emulator.
+pub async fn spawn_app_behind_proxy(
+    overrides: &[(&str, &str)],
+) -> TestResult<(TestApp, FaultProxy)> {
+    let proxy = FaultProxy::start(&media_provision::local_endpoint()?).await?;
+    let app = start(overrides, Some(proxy.url())).await?;
+    proxy.clear_calls();
+    Ok((app, proxy))
+}
+
+async fn start(overrides: &[(&str, &str)], endpoint: Option<String>) -> TestResult<TestApp> {
     let config = test_config(overrides)?;
     let options = Options {
         port: 0,
         jwt_secret: SECRET.to_owned(),
         cleanup_interval: None,
         cors_origins: vec!["*".to_owned()],
+        endpoint,
+        process_concurrency: media_dev::worker::DEFAULT_CONCURRENCY,
     };
     let app = App::start(config, options)
         .await
@@ -45,7 +68,8 @@ pub async fn spawn_app(overrides: &[(&str, &str)]) -> TestResult<TestApp> {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()?;
-    Ok(TestApp { app, http })
+    let direct = AwsClients::for_emulator(&media_provision::local_endpoint()?).await;
+    Ok(TestApp { app, http, direct })
 }
 
 /// A valid token for `user`.
@@ -64,7 +88,7 @@ pub fn time_now() -> i64 {
 
 /// A file of the shared corpus.
 pub fn corpus(name: &str) -> TestResult<Vec<u8>> {
-    Ok(media_core::provision::testkit::corpus_file(name)?)
+    Ok(media_provision::testkit::corpus_file(name)?)
 }
 
 async fn reply(resp: reqwest::Response) -> TestResult<Reply> {
@@ -179,7 +203,7 @@ impl TestApp {
 
     /// The keys of every object in this test's bucket.
     pub async fn object_keys(&self) -> TestResult<Vec<String>> {
-        testkit::object_keys(&self.app.stack.clients, &self.app.service.config().bucket).await
+        testkit::object_keys(&self.direct, &self.app.service.config().bucket).await
     }
 
     /// Fails unless this test's bucket holds no object and its table no record.
@@ -196,9 +220,7 @@ impl TestApp {
     /// The number of records in this test's table (a scan is fine for a test table).
     pub async fn record_count(&self) -> TestResult<usize> {
         let out = self
-            .app
-            .stack
-            .clients
+            .direct
             .dynamodb
             .scan()
             .table_name(&self.app.service.config().table)

@@ -3,7 +3,7 @@
 
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use media_core::MediaService;
-use media_core::service::CleanupSummary;
+use media_core::cleanup::CleanupSummary;
 use serde_json::Value;
 
 /// Handles one scheduled event (its content is not used).
@@ -25,12 +25,16 @@ mod tests {
     use super::*;
     use lambda_runtime::Context;
     use media_core::domain::{MediaId, OwnerId};
-    use media_core::provision::testkit::{SAMPLE_MEDIA_ID, TestStack, corpus_file, sample_event};
+    use media_provision::testkit::{SAMPLE_MEDIA_ID, TestStack, corpus_file, sample_event};
 
     #[tokio::test]
     async fn the_scheduled_event_purges_deleted_media_past_the_grace_period()
     -> Result<(), Box<dyn std::error::Error>> {
-        let stack = TestStack::new(&[("CLEANUP_GRACE_PERIOD_HOURS", "0")]).await?;
+        let mut stack = TestStack::new(&[("CLEANUP_GRACE_PERIOD_HOURS", "0")]).await?;
+        // Processing needs the pipeline, which only the process function links.
+        stack.service = stack.service.clone().with_processor(std::sync::Arc::new(
+            media_pipeline::Pipeline::new(media_pipeline::PipelineOptions::default()),
+        ));
         let bytes = corpus_file("Kodak_CX7530.jpg")?;
         let media = stack.upload("u", "image/jpeg", &bytes, true).await?;
         let key = media_core::domain::ObjectKey::from_raw(media.key.clone());

@@ -1,11 +1,11 @@
 use lambda_runtime::{Error, run, service_fn};
-use media_core::{Config, MediaService};
+use media_core::Config;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = Config::from_env()?;
-    let service = MediaService::from_config(&config).await;
+    let service = media_aws::wire::service(&config).await;
     run(service_fn(|event| {
         cleanup::handler::handle(&service, event)
     }))

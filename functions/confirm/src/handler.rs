@@ -31,7 +31,7 @@ async fn confirm(service: &MediaService, req: &Request) -> Result<MediaView, Api
 #[cfg(test)]
 mod tests {
     use super::*;
-    use media_core::provision::testkit::{SAMPLE_OWNER, TestStack, corpus_file, sample_event};
+    use media_provision::testkit::{SAMPLE_OWNER, TestStack, corpus_file, sample_event};
     use serde_json::Value;
 
     #[tokio::test]

@@ -23,10 +23,11 @@ async fn delete(service: &MediaService, req: &Request) -> Result<(), ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use media_core::provision::testkit::{SAMPLE_OWNER, TestStack, corpus_file, sample_event};
+    use media_provision::testkit::{SAMPLE_OWNER, TestStack, corpus_file, sample_event};
 
     #[tokio::test]
-    async fn the_sample_event_soft_deletes_once() -> Result<(), Box<dyn std::error::Error>> {
+    async fn the_sample_event_soft_deletes_and_a_repeat_is_still_204()
+    -> Result<(), Box<dyn std::error::Error>> {
         let stack = TestStack::new(&[]).await?;
         let media = stack
             .upload(
@@ -63,7 +64,14 @@ mod tests {
             lambda_http::request::from_str(&event(media.media_id.as_str())?)?,
         )
         .await;
-        assert_eq!(resp.status(), 404, "already deleted");
+        // Idempotent: a retried DELETE whose first answer was lost must not turn into a 404.
+        assert_eq!(resp.status(), 204, "already deleted by its owner");
+        let Ok(resp) = handle(
+            &stack.service,
+            lambda_http::request::from_str(&event(other.media_id.as_str())?)?,
+        )
+        .await;
+        assert_eq!(resp.status(), 404, "still not the caller's");
         Ok(())
     }
 }

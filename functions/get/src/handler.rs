@@ -21,7 +21,7 @@ async fn get(service: &MediaService, req: &Request) -> Result<MediaView, ApiErro
 #[cfg(test)]
 mod tests {
     use super::*;
-    use media_core::provision::testkit::{
+    use media_provision::testkit::{
         SAMPLE_MEDIA_ID, SAMPLE_OWNER, TestStack, corpus_file, sample_event,
     };
     use serde_json::Value;

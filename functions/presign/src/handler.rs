@@ -21,7 +21,7 @@ async fn presign(service: &MediaService, req: &Request) -> Result<Value, ApiErro
 #[cfg(test)]
 mod tests {
     use super::*;
-    use media_core::provision::testkit::{SAMPLE_MEDIA_ID, TestStack, sample_event};
+    use media_provision::testkit::{SAMPLE_MEDIA_ID, TestStack, sample_event};
     use serde_json::Value;
 
     #[tokio::test]

@@ -30,7 +30,17 @@ pub async fn handle(
 mod tests {
     use super::*;
     use lambda_runtime::Context;
-    use media_core::provision::testkit::{SAMPLE_OWNER, TestStack, corpus_file, sample_event};
+    use media_provision::testkit::{SAMPLE_OWNER, TestStack, corpus_file, sample_event};
+
+    /// A stack whose service has the pipeline, as this function wires it.
+    async fn stack() -> Result<TestStack, Box<dyn std::error::Error>> {
+        let mut stack = TestStack::new(&[]).await?;
+        stack.service = stack
+            .service
+            .clone()
+            .with_processor(crate::processor(&stack.config));
+        Ok(stack)
+    }
 
     async fn run(
         stack: &TestStack,
@@ -47,7 +57,7 @@ mod tests {
     #[tokio::test]
     async fn real_s3_and_emulator_events_both_process_the_upload()
     -> Result<(), Box<dyn std::error::Error>> {
-        let stack = TestStack::new(&[]).await?;
+        let stack = stack().await?;
         let bytes = corpus_file("Kodak_CX7530.jpg")?;
         for file in ["s3-object-created.json", "emulator-object-created.json"] {
             let media = stack
@@ -84,7 +94,7 @@ mod tests {
     #[tokio::test]
     async fn events_for_unknown_keys_and_other_buckets_are_harmless()
     -> Result<(), Box<dyn std::error::Error>> {
-        let stack = TestStack::new(&[]).await?;
+        let stack = stack().await?;
         // An upload no record owns (its record expired or was purged) is deleted.
         let orphan = "019aa7c1e2f37b8c9d0e1f2a3b4c5d6f";
         let key = format!("uploads/2026/11/22/{orphan}/original.jpg");

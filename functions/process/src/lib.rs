@@ -1,3 +1,47 @@
-//! Lambda function `process`: the handler, wired to the runtime by `main.rs`.
+//! Lambda function `process`: the handler, wired to the runtime by `main.rs`, and the image
+//! pipeline's options taken from the app's configuration (only this function links the pipeline).
 
 pub mod handler;
+
+use std::sync::Arc;
+
+use media_core::Config;
+use media_core::ports::ImageProcessor;
+use media_pipeline::{Pipeline, PipelineOptions};
+
+/// The pipeline's options from the configuration.
+pub fn pipeline_options(config: &Config) -> PipelineOptions {
+    PipelineOptions {
+        allowed_types: config.allowed_types.clone(),
+        max_pixels: config.max_image_pixels,
+        max_side: config.max_image_side,
+        max_bytes: config.max_file_size,
+        max_frames: config.max_image_frames,
+        max_metadata_bytes: config.max_metadata_bytes,
+        sizes: config.thumbnail_sizes.clone(),
+        format: config.thumbnail_format,
+        quality: config.thumbnail_quality,
+        webp_method: config.webp_method,
+        convert_original_to_webp: config.convert_original_to_webp,
+    }
+}
+
+/// The image processor the service uses, as configured.
+pub fn processor(config: &Config) -> Arc<dyn ImageProcessor> {
+    Arc::new(Pipeline::new(pipeline_options(config)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pipelines_defaults_are_the_configurations_defaults()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let config = Config::from_lookup(|name| {
+            matches!(name, "MEDIA_BUCKET" | "MEDIA_TABLE").then(|| "unused".to_owned())
+        })?;
+        assert_eq!(pipeline_options(&config), PipelineOptions::default());
+        Ok(())
+    }
+}

@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use serde_json::{Map, Value, json};
 
 use crate::domain::{ContentType, ObjectKey};
-use crate::ports::{Fetched, ObjectInfo, ObjectStore, PresignedPost, PresignedRequest, StoreError};
+use crate::ports::{Fetched, ObjectStore, PresignedPost, PresignedRequest, StoreError};
 
 /// The unit of a metric, as EMF names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -277,11 +277,6 @@ impl ObjectStore for MeteredObjectStore {
     async fn delete(&self, key: &ObjectKey) -> Result<(), StoreError> {
         let r = self.inner.delete(key).await;
         self.note("delete", r)
-    }
-
-    async fn list(&self, prefix: &str, limit: usize) -> Result<Vec<ObjectInfo>, StoreError> {
-        let r = self.inner.list(prefix, limit).await;
-        self.note("list", r)
     }
 }
 

@@ -7,19 +7,21 @@ use std::path::PathBuf;
 
 use media_core::config::ThumbnailFormat;
 use media_core::domain::{ContentType, RejectionCode};
-use media_core::pipeline::{PipelineOptions, Processed, fit_inside, process_image};
+use media_pipeline::{PipelineOptions, Processed, fit_inside, process_image};
 
 fn corpus_dir() -> PathBuf {
     std::env::var("MEDIA_CORPUS_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus"))
+        .unwrap_or_else(|_| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus")
+        })
 }
 
 /// The production defaults (`Config::from_env()` with no variable set), in the given format.
 fn production(format: ThumbnailFormat) -> PipelineOptions {
     PipelineOptions {
         format,
-        ..PipelineOptions::defaults().expect("the default configuration is valid")
+        ..PipelineOptions::default()
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::io::Cursor;
 
-use crate::domain::ExifData;
+use media_core::domain::ExifData;
 
 /// Reads the EXIF fields the service reports. Broken EXIF never rejects an image: whatever parses
 /// is kept, the rest is dropped.

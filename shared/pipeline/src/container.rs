@@ -3,7 +3,7 @@
 //! so that both are bounded before a decoder sees them. Every loop advances by at least one byte,
 //! so a walk ends within the file's length.
 
-use crate::domain::ContentType;
+use media_core::domain::ContentType;
 
 /// What the walk found.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

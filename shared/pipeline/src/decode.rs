@@ -11,7 +11,7 @@ use turbojpeg::{Colorspace, Decompressor, PixelFormat, ScalingFactor};
 
 use super::container::Structure;
 use super::raster::Raster;
-use crate::domain::{ContentType, Rejection, RejectionCode};
+use media_core::domain::{ContentType, Rejection, RejectionCode};
 
 /// Most progressive scans a JPEG may have. Real encoders use about 10; each scan is another pass
 /// over every coefficient, so an unbounded count is a cheap way to burn CPU.
@@ -235,7 +235,7 @@ fn decode_webp(bytes: &[u8], min_longest: Option<u32>) -> Result<Raster, Rejecti
 /// The first frame of an animated WebP, on its canvas: the frame's own bitstream (`VP8 `/`VP8L`,
 /// with its `ALPH`) is rewrapped as a still WebP and decoded by libwebp, then placed at its
 /// offset on a transparent canvas. (The `image` crate's pure-Rust decoder panics on some damaged
-/// animations; fuzzing found one, kept in `shared/tests/fixtures`.)
+/// animations; fuzzing found one, kept in `shared/pipeline/tests/fixtures`.)
 fn decode_webp_first_frame(bytes: &[u8], canvas: Header) -> Result<Raster, Rejection> {
     let le24 = |b: &[u8]| u32::from(b[0]) | u32::from(b[1]) << 8 | u32::from(b[2]) << 16;
     let mut at = 12;

@@ -8,13 +8,9 @@ use image::codecs::png::{CompressionType, FilterType as PngFilter, PngEncoder};
 use turbojpeg::{Compressor, PixelFormat, Subsamp};
 
 use super::raster::Raster;
-use crate::config::ThumbnailFormat;
+use media_core::config::ThumbnailFormat;
 
-/// How hard libwebp works (`method`, 0-6). Method 4, libwebp's and libvips's default, spends
-/// about 50 ms on one 800 px thumbnail here, more than decoding and resizing together, for
-/// files a few percent smaller than method 2. Derivatives are written once and the time is
-/// billed per millisecond, so the default is 2; `WEBP_METHOD` changes it.
-pub const DEFAULT_WEBP_METHOD: u8 = 2;
+pub use media_core::config::DEFAULT_WEBP_METHOD;
 
 /// Encoding failed; only possible with a malformed [`Raster`] or out of memory.
 #[derive(Debug, thiserror::Error)]

@@ -450,6 +450,8 @@ pub struct Media {
     /// never served: a presigned PUT stays usable until it expires, so its content could change
     /// after validation.
     pub served_original: Option<ObjectKey>,
+    /// The served copy's size in bytes (ready only; cleanup reports the bytes it reclaims).
+    pub served_size: Option<u64>,
     /// Thumbnails by name (ready only).
     pub derivatives: BTreeMap<String, StoredDerivative>,
     /// Why it was rejected (rejected only).

@@ -17,7 +17,7 @@ mod resize;
 mod sniff;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use image::Limits;
 use sha2::{Digest, Sha256};
@@ -28,11 +28,14 @@ pub use raster::Raster;
 pub use resize::fit_inside;
 pub use sniff::{Sniffed, sniff};
 
-use crate::config::{Config, ThumbnailFormat, ThumbnailSize};
-use crate::domain::{ContentType, ImageMetadata, Rejection, RejectionCode};
+use media_core::config::{ThumbnailFormat, ThumbnailSize};
+use media_core::domain::{ContentType, ImageMetadata, Rejection, RejectionCode};
+use media_core::ports::ImageProcessor;
+pub use media_core::ports::{Processed, Thumbnail, Timings};
 
-/// The knobs of the pipeline, taken from [`Config`].
-#[derive(Debug, Clone)]
+/// The knobs of the pipeline: its own options, which the process function fills from the app's
+/// configuration (`process::pipeline_options`); [`Default`] is the production default.
+#[derive(Debug, Clone, PartialEq)]
 pub struct PipelineOptions {
     /// Types accepted.
     pub allowed_types: Vec<ContentType>,
@@ -58,33 +61,63 @@ pub struct PipelineOptions {
     pub convert_original_to_webp: bool,
 }
 
-impl PipelineOptions {
-    /// The options the deployed function uses.
-    pub fn from_config(config: &Config) -> Self {
+impl Default for PipelineOptions {
+    /// The options the deployed function has when no variable is set (a test in the process
+    /// function holds this equal to the configuration's defaults).
+    fn default() -> Self {
         Self {
-            allowed_types: config.allowed_types.clone(),
-            max_pixels: config.max_image_pixels,
-            max_side: config.max_image_side,
-            max_bytes: config.max_file_size,
-            max_frames: config.max_image_frames,
-            max_metadata_bytes: config.max_metadata_bytes,
-            sizes: config.thumbnail_sizes.clone(),
-            format: config.thumbnail_format,
-            quality: config.thumbnail_quality,
-            webp_method: config.webp_method,
-            convert_original_to_webp: config.convert_original_to_webp,
+            allowed_types: ContentType::ALL.to_vec(),
+            max_pixels: 50_000_000,
+            max_side: 16384,
+            max_bytes: 5 * 1024 * 1024,
+            max_frames: 1000,
+            max_metadata_bytes: 1024 * 1024,
+            sizes: [("small", 150), ("medium", 400), ("large", 800)]
+                .into_iter()
+                .map(|(name, size)| ThumbnailSize {
+                    name: name.to_owned(),
+                    size,
+                })
+                .collect(),
+            format: ThumbnailFormat::Webp,
+            quality: 80,
+            webp_method: DEFAULT_WEBP_METHOD,
+            convert_original_to_webp: false,
         }
     }
+}
 
-    /// The options the deployed function has when no variable is set: the production defaults,
-    /// for tools and tests that run the pipeline outside a function.
-    pub fn defaults() -> Result<Self, crate::config::ConfigError> {
-        let config = Config::from_lookup(|name| {
-            matches!(name, "MEDIA_BUCKET" | "MEDIA_TABLE").then(|| "unused".to_owned())
-        })?;
-        Ok(Self::from_config(&config))
+/// The pipeline as the core's [`ImageProcessor`] port.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    options: PipelineOptions,
+}
+
+impl Pipeline {
+    /// A pipeline with these options.
+    pub fn new(options: PipelineOptions) -> Self {
+        Self { options }
     }
 
+    /// Its options.
+    pub fn options(&self) -> &PipelineOptions {
+        &self.options
+    }
+}
+
+impl ImageProcessor for Pipeline {
+    fn process(
+        &self,
+        bytes: &[u8],
+        sha256: [u8; 32],
+        declared: ContentType,
+        extension: Option<&str>,
+    ) -> Result<Processed, Rejection> {
+        process_with_checksum(bytes, sha256, declared, extension, &self.options)
+    }
+}
+
+impl PipelineOptions {
     fn encoding(&self) -> EncodeOptions {
         EncodeOptions {
             format: self.format,
@@ -92,47 +125,6 @@ impl PipelineOptions {
             webp_method: self.webp_method,
         }
     }
-}
-
-/// One encoded derivative.
-#[derive(Debug, Clone)]
-pub struct Thumbnail {
-    /// Its size name (`small`, ...).
-    pub name: String,
-    /// Pixel width.
-    pub width: u32,
-    /// Pixel height.
-    pub height: u32,
-    /// The encoded file, with no metadata of the original.
-    pub bytes: Vec<u8>,
-    /// Its format.
-    pub format: ThumbnailFormat,
-}
-
-/// Where the time went, for logs and benchmarks.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Timings {
-    /// Checks, header and EXIF.
-    pub inspect: Duration,
-    /// Pixel decode.
-    pub decode: Duration,
-    /// Resizing and orientation.
-    pub resize: Duration,
-    /// Encoding the derivatives.
-    pub encode: Duration,
-}
-
-/// A successfully processed image.
-#[derive(Debug, Clone)]
-pub struct Processed {
-    /// What is stored in the record.
-    pub metadata: ImageMetadata,
-    /// The derivatives, largest first.
-    pub thumbnails: Vec<Thumbnail>,
-    /// A WebP of the whole (oriented) original, when asked for and smaller than the upload.
-    pub original_webp: Option<Vec<u8>>,
-    /// Where the time went.
-    pub timings: Timings,
 }
 
 /// Runs the whole pipeline on an uploaded file. `extension` is the object key's extension, which

@@ -1,6 +1,6 @@
 //! What the bytes are, from their magic number alone: never from the declared type or the name.
 
-use crate::domain::ContentType;
+use media_core::domain::ContentType;
 
 /// The verdict on a file's first bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

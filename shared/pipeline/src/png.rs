@@ -322,7 +322,7 @@ mod tests {
     #[test]
     fn corpus_pngs_match_the_general_decoder() {
         let dir = std::env::var("MEDIA_CORPUS_DIR").map_or_else(
-            |_| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus"),
+            |_| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus"),
             std::path::PathBuf::from,
         );
         let mut taken = Vec::new();

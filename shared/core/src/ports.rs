@@ -1,4 +1,6 @@
-//! The two ports the service talks to. The AWS adapters implement them in [`crate::aws`].
+//! The ports the use cases talk to: object storage, the media repository, an optional CDN cache,
+//! and the image processor. The AWS adapters (crate `media-aws`) implement the first three, the
+//! image pipeline (crate `media-pipeline`) the last.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -6,6 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
+use crate::config::ThumbnailFormat;
 use crate::domain::{
     ContentType, ImageMetadata, Media, MediaId, ObjectKey, OwnerId, Rejection, StoredDerivative,
 };
@@ -61,15 +64,6 @@ pub struct PresignedPost {
     pub url: String,
     /// The form fields, signature included.
     pub fields: std::collections::BTreeMap<String, String>,
-}
-
-/// A stored object as listed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ObjectInfo {
-    /// Its key.
-    pub key: ObjectKey,
-    /// Its size in bytes.
-    pub size: u64,
 }
 
 /// What a read of an object found.
@@ -130,8 +124,6 @@ pub trait ObjectStore: Send + Sync {
     ) -> Result<(), StoreError>;
     /// Deletes an object; deleting a missing object succeeds.
     async fn delete(&self, key: &ObjectKey) -> Result<(), StoreError>;
-    /// Every object under `prefix` (bounded by `limit`).
-    async fn list(&self, prefix: &str, limit: usize) -> Result<Vec<ObjectInfo>, StoreError>;
 }
 
 /// The result of a conditional state change.
@@ -143,7 +135,13 @@ pub enum Transition {
     Conflict,
 }
 
-/// The two work lists of cleanup, each an index partition ordered by due time.
+/// How many index partitions each cleanup work list is spread over. One partition of a DynamoDB
+/// index takes about 1,000 writes per second, and every presign, processing run and delete writes
+/// one of these keys: sixteen shards let the table take about 16,000 of each per second.
+pub const CLEANUP_SHARDS: u32 = 16;
+
+/// The two work lists of cleanup, each spread over [`CLEANUP_SHARDS`] index partitions ordered by
+/// due time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CleanupQueue {
     /// Pending uploads, due at their expiry.
@@ -153,30 +151,53 @@ pub enum CleanupQueue {
 }
 
 impl CleanupQueue {
-    /// The stored partition value.
+    /// The list's name: the unsharded partition value of records written before sharding.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Pending => "pending",
             Self::Purge => "purge",
         }
     }
+
+    /// The partition `id` is queued in: `<name>#<shard>`, the shard a stable hash of the id.
+    pub fn partition(self, id: &MediaId) -> String {
+        // FNV-1a: stable across releases and platforms (std's hasher is not).
+        let hash = id.as_str().bytes().fold(0x811c_9dc5_u32, |h, b| {
+            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+        });
+        format!("{}#{}", self.as_str(), hash % CLEANUP_SHARDS)
+    }
+
+    /// Every partition cleanup reads: each shard, and the unsharded value last, for records
+    /// queued before the list was sharded.
+    pub fn partitions(self) -> Vec<String> {
+        (0..CLEANUP_SHARDS)
+            .map(|n| format!("{}#{n}", self.as_str()))
+            .chain(std::iter::once(self.as_str().to_owned()))
+            .collect()
+    }
 }
 
 /// The media metadata store. Every state change is conditional on the current state, so a repeated
 /// or late event cannot undo a newer state.
+///
+/// A write whose answer was lost may have been applied: the SDK's retry then meets its own write
+/// and reports [`Transition::Conflict`]. The use cases read the record back on a conflict and
+/// tell their own applied write from someone else's.
 #[async_trait]
 pub trait MediaRepository: Send + Sync {
-    /// Stores a new pending record (fails if the id exists).
-    async fn create(&self, media: &Media) -> Result<(), RepoError>;
+    /// Stores a new pending record, unless the id exists ([`Transition::Conflict`]).
+    async fn create(&self, media: &Media) -> Result<Transition, RepoError>;
     /// Reads a record by id (strongly consistent).
     async fn get(&self, id: &MediaId) -> Result<Option<Media>, RepoError>;
     /// The owner's records, newest first.
     async fn list_by_owner(&self, owner: &OwnerId, limit: usize) -> Result<Vec<Media>, RepoError>;
-    /// `pending` -> `ready`, with the served original's key, metadata and thumbnails.
+    /// `pending` -> `ready`, with the served original's key and size, metadata and thumbnails.
     async fn mark_ready(
         &self,
         id: &MediaId,
         served_original: &ObjectKey,
+        served_size: u64,
         metadata: &ImageMetadata,
         derivatives: &std::collections::BTreeMap<String, StoredDerivative>,
         now: OffsetDateTime,
@@ -199,10 +220,11 @@ pub trait MediaRepository: Send + Sync {
     async fn expire(&self, id: &MediaId, now: OffsetDateTime) -> Result<Transition, RepoError>;
     /// Removes a `deleted` or `expired` record.
     async fn remove(&self, id: &MediaId) -> Result<Transition, RepoError>;
-    /// Records in `queue` due at or before `due`, oldest first, at most `limit`.
+    /// Records queued in `partition` (one of [`CleanupQueue::partitions`]) due at or before `due`,
+    /// oldest first, at most `limit`.
     async fn due(
         &self,
-        queue: CleanupQueue,
+        partition: &str,
         due: OffsetDateTime,
         limit: usize,
     ) -> Result<Vec<Media>, RepoError>;
@@ -213,4 +235,60 @@ pub trait MediaRepository: Send + Sync {
 pub trait CdnCache: Send + Sync {
     /// Invalidates these paths (each `/` + an object key). Callers batch: one call per run.
     async fn invalidate(&self, paths: &[String]) -> Result<(), StoreError>;
+}
+
+/// One encoded derivative.
+#[derive(Debug, Clone)]
+pub struct Thumbnail {
+    /// Its size name (`small`, ...).
+    pub name: String,
+    /// Pixel width.
+    pub width: u32,
+    /// Pixel height.
+    pub height: u32,
+    /// The encoded file, with no metadata of the original.
+    pub bytes: Vec<u8>,
+    /// Its format.
+    pub format: ThumbnailFormat,
+}
+
+/// Where the time went, for logs and benchmarks.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Timings {
+    /// Checks, header and EXIF.
+    pub inspect: Duration,
+    /// Pixel decode.
+    pub decode: Duration,
+    /// Resizing and orientation.
+    pub resize: Duration,
+    /// Encoding the derivatives.
+    pub encode: Duration,
+}
+
+/// A successfully processed image.
+#[derive(Debug, Clone)]
+pub struct Processed {
+    /// What is stored in the record.
+    pub metadata: ImageMetadata,
+    /// The derivatives, largest first.
+    pub thumbnails: Vec<Thumbnail>,
+    /// A WebP of the whole (oriented) original, when asked for and smaller than the upload.
+    pub original_webp: Option<Vec<u8>>,
+    /// Where the time went.
+    pub timings: Timings,
+}
+
+/// Validates and decodes an uploaded file and makes its derivatives: pure, synchronous and
+/// CPU-bound (the process use case runs it in `spawn_blocking`). A refused file is a
+/// [`Rejection`], never a panic.
+pub trait ImageProcessor: Send + Sync {
+    /// Processes `bytes`, whose SHA-256 is `sha256`, declared as `declared`, stored under a key
+    /// with this `extension` (which must agree with the content too).
+    fn process(
+        &self,
+        bytes: &[u8],
+        sha256: [u8; 32],
+        declared: ContentType,
+        extension: Option<&str>,
+    ) -> Result<Processed, Rejection>;
 }

@@ -7,7 +7,8 @@ use serde::de::DeserializeOwned;
 use tracing::{error, warn};
 
 use crate::domain::{MediaId, OwnerId};
-use crate::service::{MediaError, PresignError};
+use crate::presign::PresignError;
+use crate::service::MediaError;
 
 /// One route of the HTTP API: method, path template and the function (crate) that serves it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,7 +97,7 @@ impl From<PresignError> for ApiError {
             PresignError::TooLarge { .. } => Self::new(413, "too_large", e.to_string()),
             PresignError::TooManyFiles { .. } => Self::new(400, "too_many_files", e.to_string()),
             PresignError::BatchTooLarge { .. } => Self::new(413, "batch_too_large", e.to_string()),
-            PresignError::Store(_) | PresignError::Repo(_) => {
+            PresignError::Store(_) | PresignError::Repo(_) | PresignError::IdTaken(_) => {
                 error!(error = %e, cause = ?e, "presign failed");
                 Self::internal()
             }

@@ -1,12 +1,15 @@
-//! Creates the bucket and table on a local emulator, shaped as `template.yaml` shapes them in AWS.
-//! Used by `media-dev` and by the tests; never by the deployed functions.
+//! Not production code: creates the bucket and table on a local emulator, shaped as
+//! `template.yaml` shapes them in AWS, and the test kit. Used by `media-dev` and by the tests;
+//! never by the deployed functions.
+
+#![warn(missing_docs)]
 
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
     ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
 };
 
-use crate::aws::{AwsClients, CLEANUP_INDEX, OWNER_INDEX, TTL_ATTRIBUTE};
+use media_aws::{AwsClients, CLEANUP_INDEX, OWNER_INDEX, TTL_ATTRIBUTE};
 
 /// A provisioning step that failed.
 #[derive(Debug, thiserror::Error)]
@@ -144,10 +147,11 @@ pub mod testkit {
     use std::sync::atomic::{AtomicU32, Ordering};
 
     use super::{ProvisionError, ensure_bucket, ensure_table, local_endpoint};
-    use crate::aws::AwsClients;
-    use crate::config::{Config, ConfigError};
-    use crate::domain::OwnerId;
-    use crate::service::{MediaService, PresignRequest, PresignResponse};
+    use media_aws::AwsClients;
+    use media_core::config::{Config, ConfigError};
+    use media_core::domain::OwnerId;
+    use media_core::presign::{PresignRequest, PresignResponse};
+    use media_core::service::MediaService;
 
     /// A bucket and table of one test's own, with a service over them.
     pub struct TestStack {
@@ -195,7 +199,7 @@ pub mod testkit {
             let clients = AwsClients::for_emulator(&local_endpoint()?).await;
             ensure_bucket(&clients, &config.bucket).await?;
             ensure_table(&clients, &config.table).await?;
-            let service = MediaService::with_clients(&config, &clients);
+            let service = service_for(&config, &clients);
             Ok(Self {
                 config,
                 clients,
@@ -247,6 +251,12 @@ pub mod testkit {
         }
     }
 
+    /// The service the API functions run over these clients (no image processor: the process
+    /// function's tests add theirs with `with_processor`).
+    pub fn service_for(config: &Config, clients: &AwsClients) -> MediaService {
+        media_aws::wire::with_clients(config, clients)
+    }
+
     /// The keys of every object in `bucket` (tests keep buckets small: one page is all of it).
     pub async fn object_keys(
         clients: &AwsClients,
@@ -273,7 +283,7 @@ pub mod testkit {
         media_id: &str,
     ) -> Result<String, std::io::Error> {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../events")
+            .join("../../events")
             .join(function)
             .join(file);
         Ok(std::fs::read_to_string(path)?.replace(SAMPLE_MEDIA_ID, media_id))
@@ -285,7 +295,7 @@ pub mod testkit {
         let dir = std::env::var("MEDIA_CORPUS_DIR")
             .map(std::path::PathBuf::from)
             .unwrap_or_else(|_| {
-                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus")
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus")
             });
         std::fs::read(dir.join(name))
     }

@@ -1,0 +1,262 @@
+//! [`S3ObjectStore`]: the object storage port on Amazon S3.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_s3::presigning::PresigningConfig;
+use media_core::domain::{ContentType, ObjectKey};
+use media_core::ports::{Fetched, ObjectStore, PresignedPost, PresignedRequest, StoreError};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+use crate::clients::AwsClients;
+use crate::{post_policy, store_err};
+
+/// A presigned POST that could not be made (no credentials, no region).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct PostError(String);
+
+/// [`ObjectStore`] on Amazon S3.
+#[derive(Debug, Clone)]
+pub struct S3ObjectStore {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    /// Signs POST policies (the client's own config does not expose its credentials).
+    credentials: Option<aws_sdk_s3::config::SharedCredentialsProvider>,
+}
+
+impl S3ObjectStore {
+    /// The store for `bucket`, with the credentials of `clients` for POST policies.
+    pub fn new(clients: &AwsClients, bucket: impl Into<String>) -> Self {
+        Self {
+            client: clients.s3.clone(),
+            bucket: bucket.into(),
+            credentials: clients.sdk_config.credentials_provider(),
+        }
+    }
+}
+
+#[async_trait]
+impl ObjectStore for S3ObjectStore {
+    async fn presign_put(
+        &self,
+        key: &ObjectKey,
+        content_type: ContentType,
+        length: u64,
+        sha256: Option<&str>,
+        expires_in: Duration,
+    ) -> Result<PresignedRequest, StoreError> {
+        let presigning =
+            PresigningConfig::expires_in(expires_in).map_err(|e| store_err("presign a PUT", e))?;
+        let length = i64::try_from(length).map_err(|e| store_err("presign a PUT", e))?;
+        let req = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .content_type(content_type.mime())
+            .content_length(length)
+            .set_checksum_sha256(sha256.map(str::to_owned))
+            .presigned(presigning)
+            .await
+            .map_err(|e| store_err("presign a PUT", e))?;
+        // The client must send these headers exactly; browsers set Content-Length themselves.
+        let headers = req
+            .headers()
+            .filter(|(name, _)| !name.eq_ignore_ascii_case("content-length"))
+            .map(|(k, v)| (canonical_header(k), v.to_owned()))
+            .collect();
+        Ok(PresignedRequest {
+            method: "PUT",
+            url: req.uri().to_owned(),
+            headers,
+        })
+    }
+
+    async fn presign_post(
+        &self,
+        key: &ObjectKey,
+        content_type: ContentType,
+        max_length: u64,
+        expires_in: Duration,
+    ) -> Result<PresignedPost, StoreError> {
+        use aws_sdk_s3::config::ProvideCredentials;
+        let fail = |reason: &str| store_err("presign a POST", PostError(reason.to_owned()));
+        let config = self.client.config();
+        let provider = self
+            .credentials
+            .as_ref()
+            .ok_or_else(|| fail("no credentials provider"))?;
+        let creds = provider
+            .provide_credentials()
+            .await
+            .map_err(|e| store_err("presign a POST", e))?;
+        let region = config
+            .region()
+            .map(|r| r.as_ref().to_owned())
+            .ok_or_else(|| fail("no region"))?;
+        // The form's action is the bucket's URL as the client addresses it (virtual-hosted or
+        // path-style, the configured endpoint): a presigned GET of the key, less the key and query.
+        let get = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .presigned(
+                PresigningConfig::expires_in(Duration::from_secs(60))
+                    .map_err(|e| store_err("presign a POST", e))?,
+            )
+            .await
+            .map_err(|e| store_err("presign a POST", e))?;
+        let uri = get.uri();
+        let without_query = uri.split('?').next().unwrap_or(uri);
+        let url = without_query
+            .strip_suffix(key.as_str())
+            .ok_or_else(|| fail("unexpected object URL"))?
+            .to_owned();
+        let now = OffsetDateTime::now_utc();
+        let fields = post_policy::form_fields(
+            &post_policy::PostPolicy {
+                bucket: &self.bucket,
+                key: key.as_str(),
+                content_type: content_type.mime(),
+                min_length: 1,
+                max_length,
+                expires: now + expires_in,
+            },
+            &post_policy::Signer {
+                access_key_id: creds.access_key_id(),
+                secret_access_key: creds.secret_access_key(),
+                session_token: creds.session_token(),
+                region: &region,
+                now,
+            },
+        );
+        Ok(PresignedPost { url, fields })
+    }
+
+    async fn presign_get(
+        &self,
+        key: &ObjectKey,
+        expires_in: Duration,
+    ) -> Result<String, StoreError> {
+        let presigning =
+            PresigningConfig::expires_in(expires_in).map_err(|e| store_err("presign a GET", e))?;
+        let req = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .presigned(presigning)
+            .await
+            .map_err(|e| store_err("presign a GET", e))?;
+        Ok(req.uri().to_owned())
+    }
+
+    async fn head(&self, key: &ObjectKey) -> Result<Option<u64>, StoreError> {
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .send()
+            .await
+        {
+            Ok(out) => Ok(Some(
+                out.content_length()
+                    .and_then(|l| u64::try_from(l).ok())
+                    .unwrap_or(0),
+            )),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
+            // S3 answers a HEAD of a missing key with 403, not 404, to a role without
+            // s3:ListBucket, and no function may list the bucket. The roles that call this hold
+            // s3:GetObject on the key's prefix (tests/e2e/template.rs checks), so 403 means absent.
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 403) => Ok(None),
+            Err(e) => Err(store_err("read object metadata", e)),
+        }
+    }
+
+    async fn fetch(&self, key: &ObjectKey, max_bytes: u64) -> Result<Fetched, StoreError> {
+        let out = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
+                return Ok(Fetched::Missing);
+            }
+            Err(e) => return Err(store_err("read an object", e)),
+        };
+        let size = out
+            .content_length()
+            .and_then(|l| u64::try_from(l).ok())
+            .unwrap_or(0);
+        if size > max_bytes {
+            return Ok(Fetched::TooLarge(size));
+        }
+        // Chunk by chunk into one buffer of the announced size, hashing each chunk while the
+        // next one is still on the wire (no second copy of the body, no hashing pass afterwards).
+        let mut body = out.body;
+        let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+        let mut hasher = Sha256::new();
+        while let Some(chunk) = body
+            .try_next()
+            .await
+            .map_err(|e| store_err("read an object body", e))?
+        {
+            let received = (bytes.len() + chunk.len()) as u64;
+            if received > max_bytes {
+                return Ok(Fetched::TooLarge(received));
+            }
+            hasher.update(&chunk);
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(Fetched::Bytes {
+            bytes,
+            sha256: hasher.finalize().into(),
+        })
+    }
+
+    async fn put(
+        &self,
+        key: &ObjectKey,
+        bytes: Vec<u8>,
+        content_type: &str,
+    ) -> Result<(), StoreError> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .content_type(content_type)
+            // Derivatives never change under a key: let browsers and CDNs keep them.
+            .cache_control("public, max-age=31536000, immutable")
+            .body(bytes.into())
+            .send()
+            .await
+            .map_err(|e| store_err("write an object", e))?;
+        Ok(())
+    }
+
+    async fn delete(&self, key: &ObjectKey) -> Result<(), StoreError> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .send()
+            .await
+            .map_err(|e| store_err("delete an object", e))?;
+        Ok(())
+    }
+}
+
+fn canonical_header(name: &str) -> String {
+    match name.to_ascii_lowercase().as_str() {
+        "content-type" => "Content-Type".to_owned(),
+        other => other.to_owned(),
+    }
+}

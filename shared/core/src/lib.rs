@@ -1,0 +1,27 @@
+//! The core of the media upload backend: domain types, configuration, the ports the use cases talk
+//! to (object storage, the media repository, an optional CDN cache, the image processor), one
+//! module per use case, the error -> HTTP map and the service's metrics. No AWS SDK and no image
+//! codecs: the adapters are in `media-aws`, the pipeline in `media-pipeline`, and only the
+//! process function links the pipeline.
+//!
+//! Every Lambda function in `functions/` is a thin handler over [`service::MediaService`].
+
+#![warn(missing_docs)]
+
+pub mod api;
+pub mod config;
+pub mod domain;
+pub mod events;
+pub mod metrics;
+pub mod ports;
+pub mod service;
+
+pub mod cleanup;
+pub mod confirm;
+pub mod delete;
+pub mod get;
+pub mod presign;
+pub mod process;
+
+pub use config::Config;
+pub use service::MediaService;

@@ -1,0 +1,311 @@
+//! Process: validates and decodes one uploaded object through the image processor, writes the
+//! derivatives, and moves the record `pending` -> `ready` or `rejected`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+use tracing::{info, warn};
+
+use crate::domain::{
+    ContentType, Media, MediaId, MediaStatus, ObjectKey, Rejection, RejectionCode, StoredDerivative,
+};
+use crate::metrics::Unit;
+use crate::ports::{Fetched, RepoError, StoreError, Transition};
+use crate::service::{FlushOnDrop, MediaService};
+
+/// Faults of processing that are worth a retry (a rejected upload is an outcome, not an error).
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The repository failed.
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+    /// The blocking image task could not be joined.
+    #[error("the image task failed")]
+    Task(#[source] tokio::task::JoinError),
+    /// The service was wired without an image processor (only the process function has one).
+    #[error("this service has no image processor")]
+    NoProcessor,
+}
+
+/// What processing one uploaded object came to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "camelCase")]
+pub enum ProcessOutcome {
+    /// Thumbnails written; the record is ready.
+    Ready {
+        /// The media.
+        media_id: MediaId,
+    },
+    /// The file was refused; its object is deleted.
+    Rejected {
+        /// The media.
+        media_id: MediaId,
+        /// Why.
+        code: RejectionCode,
+    },
+    /// The record was not pending (a repeated or late event): nothing changed.
+    AlreadyProcessed {
+        /// The media.
+        media_id: MediaId,
+    },
+    /// No record owns this key: the object was deleted.
+    Orphan,
+    /// The object was gone before it could be read (deleted meanwhile): nothing changed.
+    Missing {
+        /// The media.
+        media_id: MediaId,
+    },
+    /// The key is not an original upload.
+    Ignored,
+}
+
+impl MediaService {
+    /// Processes one uploaded object: validates and decodes it, writes the thumbnails, and moves the
+    /// record `pending` -> `ready` or `rejected`. Returns `Err` only for faults worth a retry.
+    pub async fn process_upload(&self, key: &ObjectKey) -> Result<ProcessOutcome, ProcessError> {
+        let _flush = FlushOnDrop(&self.metrics);
+        let started = Instant::now();
+        let processor = self.processor.as_ref().ok_or(ProcessError::NoProcessor)?;
+        let Some(id) = key.upload_media_id(&self.config.upload_prefix) else {
+            info!(key = %key, outcome = "ignored", "not an original upload");
+            return Ok(ProcessOutcome::Ignored);
+        };
+        let Some(media) = self.repo.get(&id).await?.filter(|m| m.key == *key) else {
+            // Keys are only made for records, and a record exists before its URL is handed out:
+            // an upload no record owns (its record expired or was purged) is garbage. Delete it,
+            // and whatever an earlier run for this id may have written before it stopped.
+            self.store.delete(key).await?;
+            for k in self.processing_keys(&id, None) {
+                self.store.delete(&k).await?;
+            }
+            warn!(key = %key, media_id = %id, outcome = "orphan", "no record owns this upload; deleted it");
+            return Ok(ProcessOutcome::Orphan);
+        };
+        if media.status != MediaStatus::Pending {
+            if matches!(media.status, MediaStatus::Rejected | MediaStatus::Ready) {
+                // Never served: a rejected file, a retry after a failed delete, or new bytes PUT
+                // again to a still-valid URL after validation. The served original is a copy.
+                self.store.delete(key).await?;
+            }
+            info!(media_id = %id, key = %key, status = media.status.as_str(), outcome = "duplicate", "already processed");
+            return Ok(ProcessOutcome::AlreadyProcessed { media_id: id });
+        }
+
+        let (bytes, sha256) = match self.store.fetch(key, self.config.max_file_size).await? {
+            Fetched::Bytes { bytes, sha256 } => (bytes, sha256),
+            Fetched::Missing => {
+                warn!(media_id = %id, key = %key, outcome = "missing", "object vanished before processing");
+                return Ok(ProcessOutcome::Missing { media_id: id });
+            }
+            Fetched::TooLarge(size) => {
+                let r = Rejection::new(
+                    RejectionCode::TooLarge,
+                    format!(
+                        "the file is {size} bytes; the limit is {}",
+                        self.config.max_file_size
+                    ),
+                );
+                return self.reject(&media, r, started).await;
+            }
+        };
+        if bytes.len() as u64 != media.size {
+            let r = Rejection::new(
+                RejectionCode::SizeMismatch,
+                format!(
+                    "the file is {} bytes but {} were declared",
+                    bytes.len(),
+                    media.size
+                ),
+            );
+            return self.reject(&media, r, started).await;
+        }
+
+        let processor = Arc::clone(processor);
+        let declared = media.content_type;
+        let extension = key.as_str().rsplit_once('.').map(|(_, e)| e.to_owned());
+        let span = tracing::Span::current();
+        let (bytes, result) = tokio::task::spawn_blocking(move || {
+            let result =
+                span.in_scope(|| processor.process(&bytes, sha256, declared, extension.as_deref()));
+            (bytes, result)
+        })
+        .await
+        .map_err(ProcessError::Task)?;
+        let processed = match result {
+            Ok(p) => p,
+            Err(rejection) => return self.reject(&media, rejection, started).await,
+        };
+
+        let timings = processed.timings;
+        let mut derivatives = BTreeMap::new();
+        let mut writes = Vec::new();
+        for thumb in processed.thumbnails {
+            let key = ObjectKey::derivative(
+                &self.config.derivatives_prefix,
+                &id,
+                &thumb.name,
+                thumb.format.extension(),
+            );
+            derivatives.insert(
+                thumb.name,
+                StoredDerivative {
+                    key: key.clone(),
+                    width: thumb.width,
+                    height: thumb.height,
+                    size: thumb.bytes.len() as u64,
+                    content_type: thumb.format.mime().into(),
+                },
+            );
+            writes.push((key, thumb.bytes, thumb.format.mime()));
+        }
+        // The validated bytes (or their smaller WebP conversion), outside the upload prefix, are
+        // what the original's URL serves.
+        let (served_bytes, served_type) = match processed.original_webp {
+            Some(webp) => (webp, ContentType::Webp),
+            None => (bytes, media.content_type),
+        };
+        let served = ObjectKey::derivative(
+            &self.config.derivatives_prefix,
+            &id,
+            "original",
+            served_type.extension(),
+        );
+        let served_size = served_bytes.len() as u64;
+        writes.push((served.clone(), served_bytes, served_type.mime()));
+        // All at once: the function is billed for the wall time, and S3 latency is most of it.
+        // A failure fails the whole event, whose retry rewrites the same keys.
+        futures_util::future::try_join_all(
+            writes
+                .into_iter()
+                .map(|(key, bytes, mime)| async move { self.store.put(&key, bytes, mime).await }),
+        )
+        .await?;
+
+        let now = OffsetDateTime::now_utc();
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        let transition = self
+            .repo
+            .mark_ready(
+                &id,
+                &served,
+                served_size,
+                &processed.metadata,
+                &derivatives,
+                now,
+            )
+            .await?;
+        let applied = match transition {
+            Transition::Applied => true,
+            // The condition failed. If the record holds this run's result, the write was ours
+            // (its answer was lost and the SDK's retry met it): finish the success path.
+            Transition::Conflict => match self.repo.get(&id).await? {
+                Some(m) if m.status == MediaStatus::Ready => {
+                    m.served_original.as_ref() == Some(&served)
+                }
+                Some(m) if m.status == MediaStatus::Rejected => false,
+                // Deleted or expired meanwhile (or already purged). Cleanup deletes the keys a
+                // record names and the keys a run could write, but it may have done so before
+                // these writes landed: whichever of the two runs last deletes them.
+                _ => {
+                    for k in writes_made(&derivatives, &served) {
+                        self.store.delete(&k).await?;
+                    }
+                    false
+                }
+            },
+        };
+        if applied {
+            // The upload is now redundant; a failure here is retried and lands in the
+            // duplicate path above, which deletes it.
+            self.store.delete(key).await?;
+            self.record_outcome("ready", &media, started);
+            info!(
+                media_id = %id, owner = media.owner.as_str(), key = %key, status = "ready",
+                width = processed.metadata.width, height = processed.metadata.height, elapsed_ms,
+                decode_ms = timings.decode.as_millis() as u64, resize_ms = timings.resize.as_millis() as u64,
+                encode_ms = timings.encode.as_millis() as u64,
+                "processed upload"
+            );
+            Ok(ProcessOutcome::Ready { media_id: id })
+        } else {
+            info!(media_id = %id, key = %key, outcome = "superseded", "record changed during processing");
+            Ok(ProcessOutcome::AlreadyProcessed { media_id: id })
+        }
+    }
+
+    async fn reject(
+        &self,
+        media: &Media,
+        rejection: Rejection,
+        started: Instant,
+    ) -> Result<ProcessOutcome, ProcessError> {
+        let code = rejection.code;
+        let applied = match self
+            .repo
+            .mark_rejected(&media.id, &rejection, OffsetDateTime::now_utc())
+            .await?
+        {
+            Transition::Applied => true,
+            // Our own write whose answer was lost holds this rejection; anything else is newer.
+            Transition::Conflict => self.repo.get(&media.id).await?.is_some_and(|m| {
+                m.status == MediaStatus::Rejected && m.rejection.as_ref() == Some(&rejection)
+            }),
+        };
+        // Whatever the record says now, a refused file must not stay servable.
+        self.store.delete(&media.key).await?;
+        if !applied {
+            info!(media_id = %media.id, key = %media.key, outcome = "superseded", "record changed during processing");
+            return Ok(ProcessOutcome::AlreadyProcessed {
+                media_id: media.id.clone(),
+            });
+        }
+        self.record_outcome("rejected", media, started);
+        self.metrics
+            .count("upload_rejected_total", &[("reason", code.as_str())], 1);
+        info!(
+            media_id = %media.id, owner = media.owner.as_str(), key = %media.key, status = "rejected",
+            reason = code.as_str(), message = %rejection.message, elapsed_ms = started.elapsed().as_millis() as u64,
+            "rejected upload"
+        );
+        Ok(ProcessOutcome::Rejected {
+            media_id: media.id.clone(),
+            code,
+        })
+    }
+
+    fn record_outcome(&self, status: &str, media: &Media, started: Instant) {
+        let kind = media.content_type.mime();
+        self.metrics
+            .count("upload_total", &[("status", status), ("type", kind)], 1);
+        self.metrics.record(
+            "upload_duration_seconds",
+            Unit::Seconds,
+            &[("type", kind)],
+            started.elapsed().as_secs_f64(),
+        );
+        self.metrics.record(
+            "upload_size_bytes",
+            Unit::Bytes,
+            &[("type", kind)],
+            media.size as f64,
+        );
+    }
+}
+
+/// The keys a processing run wrote: its derivatives and the served original.
+fn writes_made(
+    derivatives: &BTreeMap<String, StoredDerivative>,
+    served: &ObjectKey,
+) -> Vec<ObjectKey> {
+    derivatives
+        .values()
+        .map(|d| d.key.clone())
+        .chain(std::iter::once(served.clone()))
+        .collect()
+}

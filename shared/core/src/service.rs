@@ -1,0 +1,202 @@
+//! The media service: the ports every use case talks to, and what the API use cases share (the
+//! owner check and the media view). Each use case is its own module (`presign`, `process`,
+//! `confirm`, `get`, `delete`, `cleanup`), an `impl MediaService` block over these ports.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::domain::{
+    ContentType, ImageMetadata, Media, MediaId, MediaStatus, ObjectKey, OwnerId, Rejection,
+    format_time,
+};
+use crate::metrics::{MeteredObjectStore, Metrics};
+use crate::ports::{CdnCache, ImageProcessor, MediaRepository, ObjectStore, RepoError, StoreError};
+
+/// Failures of confirm, get and delete.
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    /// No such media for this caller (another user's media is reported the same way).
+    #[error("media not found")]
+    NotFound,
+    /// Confirm was called before the object arrived.
+    #[error("the upload has not arrived yet")]
+    NotUploaded,
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The repository failed.
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+}
+
+/// A media record as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MediaView {
+    /// The media id.
+    pub id: MediaId,
+    /// `pending`, `ready` or `rejected`.
+    pub status: MediaStatus,
+    /// The filename given at presign.
+    pub filename: String,
+    /// The declared type.
+    pub content_type: ContentType,
+    /// URL of the original (ready only).
+    pub original_url: Option<String>,
+    /// URLs of the thumbnails by name (ready only).
+    pub thumbnails: BTreeMap<String, String>,
+    /// What processing found (ready only).
+    pub metadata: Option<ImageMetadata>,
+    /// Why it was rejected (rejected only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rejection: Option<Rejection>,
+    /// When it was presigned.
+    pub created_at: String,
+    /// When it last changed.
+    pub updated_at: String,
+}
+
+/// The service behind every function.
+#[derive(Clone)]
+pub struct MediaService {
+    pub(crate) config: Arc<Config>,
+    pub(crate) store: Arc<dyn ObjectStore>,
+    pub(crate) repo: Arc<dyn MediaRepository>,
+    pub(crate) cdn: Option<Arc<dyn CdnCache>>,
+    pub(crate) metrics: Metrics,
+    /// Only the process function links an image pipeline; the API functions have none.
+    pub(crate) processor: Option<Arc<dyn ImageProcessor>>,
+}
+
+/// Writes the metrics of one use case when it ends, whichever way it ends.
+pub(crate) struct FlushOnDrop<'a>(pub(crate) &'a Metrics);
+
+impl Drop for FlushOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.flush();
+    }
+}
+
+impl MediaService {
+    /// A service over the given ports, with metrics on stdout when `METRICS_NAMESPACE` is set.
+    pub fn new(
+        config: Config,
+        store: Arc<dyn ObjectStore>,
+        repo: Arc<dyn MediaRepository>,
+    ) -> Self {
+        let metrics = Metrics::stdout(config.metrics_namespace.as_deref());
+        Self::with_parts(config, store, repo, None, metrics)
+    }
+
+    /// A service over the given ports, an optional CDN cache, and these metrics.
+    pub fn with_parts(
+        config: Config,
+        store: Arc<dyn ObjectStore>,
+        repo: Arc<dyn MediaRepository>,
+        cdn: Option<Arc<dyn CdnCache>>,
+        metrics: Metrics,
+    ) -> Self {
+        Self {
+            config: Arc::new(config),
+            store: Arc::new(MeteredObjectStore::new(store, metrics.clone())),
+            repo,
+            cdn,
+            metrics,
+            processor: None,
+        }
+    }
+
+    /// The same service with an image processor, which `process_upload` needs.
+    pub fn with_processor(mut self, processor: Arc<dyn ImageProcessor>) -> Self {
+        self.processor = Some(processor);
+        self
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Every key a processing run for `id` can write with this configuration: each thumbnail
+    /// size in the configured format, and the served original as its own type or as WebP. With
+    /// `media` given, also every key its record names (written under an older configuration).
+    /// Cleanup deletes these, with no listing, and so does a run that finds its record gone.
+    pub(crate) fn processing_keys(&self, id: &MediaId, media: Option<&Media>) -> Vec<ObjectKey> {
+        let prefix = &self.config.derivatives_prefix;
+        let ext = self.config.thumbnail_format.extension();
+        let mut keys: Vec<ObjectKey> = self
+            .config
+            .thumbnail_sizes
+            .iter()
+            .map(|s| ObjectKey::derivative(prefix, id, &s.name, ext))
+            .collect();
+        let originals = match media {
+            Some(m) => vec![m.content_type, ContentType::Webp],
+            None => ContentType::ALL.to_vec(),
+        };
+        for t in originals {
+            keys.push(ObjectKey::derivative(prefix, id, "original", t.extension()));
+        }
+        if let Some(m) = media {
+            keys.extend(m.served_original.iter().cloned());
+            keys.extend(m.derivatives.values().map(|d| d.key.clone()));
+        }
+        keys.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        keys.dedup();
+        keys
+    }
+
+    pub(crate) async fn owned(&self, owner: &OwnerId, id: &MediaId) -> Result<Media, MediaError> {
+        match self.repo.get(id).await? {
+            Some(m)
+                if m.owner == *owner
+                    && matches!(
+                        m.status,
+                        MediaStatus::Pending | MediaStatus::Ready | MediaStatus::Rejected
+                    ) =>
+            {
+                Ok(m)
+            }
+            _ => Err(MediaError::NotFound),
+        }
+    }
+
+    async fn url(&self, key: &ObjectKey) -> Result<String, StoreError> {
+        match &self.config.cdn_base_url {
+            Some(base) => Ok(format!("{base}/{key}")),
+            None => {
+                self.store
+                    .presign_get(key, self.config.download_url_expiry)
+                    .await
+            }
+        }
+    }
+
+    pub(crate) async fn view(&self, media: Media) -> Result<MediaView, MediaError> {
+        let mut original_url = None;
+        let mut thumbnails = BTreeMap::new();
+        if media.status == MediaStatus::Ready {
+            if let Some(served) = &media.served_original {
+                original_url = Some(self.url(served).await?);
+            }
+            for (name, d) in &media.derivatives {
+                thumbnails.insert(name.clone(), self.url(&d.key).await?);
+            }
+        }
+        Ok(MediaView {
+            id: media.id,
+            status: media.status,
+            filename: media.filename,
+            content_type: media.content_type,
+            original_url,
+            thumbnails,
+            metadata: media.metadata,
+            rejection: media.rejection,
+            created_at: format_time(media.created_at),
+            updated_at: format_time(media.updated_at),
+        })
+    }
+}
