@@ -120,10 +120,14 @@ fn png(b: &[u8]) -> Result<Structure, Malformed> {
                 }
             }
             b"IEND" => return Ok(s),
+            // A chunk that claims more bytes than the file has is damage, not metadata.
+            _ if end > b.len() => {
+                return Err(Malformed("a PNG chunk runs past the end of the file"));
+            }
             _ => s.metadata_bytes += len as u64,
         }
         if end > b.len() {
-            // A truncated file: the decoder reports it as corrupt with the precise cause.
+            // Truncated image data: the decoder reports it as corrupt with the precise cause.
             return Ok(s);
         }
         at = end;
@@ -145,6 +149,9 @@ fn webp(b: &[u8]) -> Result<Structure, Malformed> {
             b"VP8 " | b"VP8L" => s.frames = s.frames.max(1),
             b"ANMF" => s.frames = s.frames.saturating_add(1),
             b"VP8X" | b"ALPH" | b"ANIM" => {}
+            _ if at + 8 + len > b.len() => {
+                return Err(Malformed("a WebP chunk runs past the end of the file"));
+            }
             _ => s.metadata_bytes += len as u64,
         }
         // Chunks are padded to an even length.
@@ -229,6 +236,25 @@ mod tests {
     fn a_jpeg_segment_past_the_end_is_malformed() {
         let f = [0xFF, 0xD8, 0xFF, 0xE1, 0xFF, 0xFF, 0x00];
         assert!(walk(&f, ContentType::Jpeg).is_err());
+    }
+
+    #[test]
+    fn a_metadata_chunk_past_the_end_is_malformed_not_metadata() {
+        // A PNG signature, an IHDR, and a tEXt chunk declaring 801471824 bytes in an 80-byte
+        // file (the shape of the `broken.png` a tester sent: rejected as metadata_too_large).
+        let mut f = b"\x89PNG\r\n\x1a\n".to_vec();
+        f.extend(b"\0\0\0\x0dIHDR\0\0\0\x01\0\0\0\x01\x08\x02\0\0\0\x90\x77\x53\xde");
+        f.extend(801_471_824_u32.to_be_bytes());
+        f.extend(b"tEXtComment\0");
+        f.resize(80, b'x');
+        let e = walk(&f, ContentType::Png).unwrap_err();
+        assert_eq!(e.0, "a PNG chunk runs past the end of the file");
+        // The same for a RIFF chunk of a WebP.
+        let mut w = b"RIFF\0\0\0\0WEBPVP8L\x05\0\0\0\x2f\0\0\0\0\0".to_vec();
+        w.extend(b"EXIF");
+        w.extend(801_471_824_u32.to_le_bytes());
+        w.extend(b"Exif");
+        assert!(walk(&w, ContentType::Webp).is_err());
     }
 
     #[test]

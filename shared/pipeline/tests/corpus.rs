@@ -402,3 +402,26 @@ fn inputs_the_fuzzer_found_are_rejected_cleanly() {
         assert_eq!(err, Some("corrupt"), "{file}");
     }
 }
+
+/// An 80-byte PNG whose `tEXt` chunk declares 801,471,824 bytes: damage, not metadata. It was
+/// rejected as `metadata_too_large` ("801471824 bytes of metadata"); a chunk that runs past the
+/// end of the file is `corrupt`.
+#[test]
+fn a_chunk_that_runs_past_the_end_of_the_file_is_corrupt() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/chunk-past-eof.png");
+    let bytes = std::fs::read(path).expect("fixture");
+    assert_eq!(bytes.len(), 80);
+    let rejection = process_image(
+        &bytes,
+        ContentType::Png,
+        Some("png"),
+        &production(ThumbnailFormat::Webp),
+    )
+    .expect_err("rejected");
+    assert_eq!(
+        rejection.code,
+        RejectionCode::Corrupt,
+        "{}",
+        rejection.message
+    );
+}
