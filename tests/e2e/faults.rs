@@ -458,3 +458,98 @@ async fn one_uploads_whole_life_costs_at_most_five_billable_s3_requests() -> Tes
     t.app.shutdown().await;
     Ok(())
 }
+
+/// The local runner hands S3 events to the process handler several at a time, as Lambda runs one
+/// invocation per event: while one run is held up, another upload is processed to the end.
+#[tokio::test]
+async fn the_local_runner_processes_events_concurrently() -> TestResult {
+    let (t, proxy) = spawn_app_behind_proxy(&[]).await?;
+    let alice = token("alice");
+    let bytes = corpus(PHOTO)?;
+    proxy.once(
+        s3("GetObject").key("uploads/"),
+        0,
+        Fault::Delay(Duration::from_secs(4)),
+    );
+    let held = t.upload(&alice, "held.jpg", "image/jpeg", &bytes).await?;
+    let held = held["mediaId"].as_str().ok_or("no id")?;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !proxy.rules_spent() {
+        assert!(Instant::now() < deadline, "the first run never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let started = Instant::now();
+    let (_, view) = upload_photo(&t, "alice").await?;
+    assert_eq!(view["status"], "ready");
+    assert_eq!(
+        t.get(&alice, held).await?.body["status"],
+        "pending",
+        "the first run is still held up ({:?} later)",
+        started.elapsed()
+    );
+    assert_eq!(t.wait_processed(&alice, held).await?["status"], "ready");
+    t.app.shutdown().await;
+    Ok(())
+}
+
+/// Records queued before the cleanup lists were sharded (`gcQueue` = `pending` or `purge`) are
+/// still found: cleanup reads every shard and the unsharded values.
+#[tokio::test]
+async fn cleanup_still_finds_records_queued_before_sharding() -> TestResult {
+    use aws_sdk_dynamodb::types::AttributeValue::S;
+    let (t, _proxy) = spawn_app_behind_proxy(&[("CLEANUP_GRACE_PERIOD_HOURS", "0")]).await?;
+    let table = t.app.service.config().table.clone();
+    for (id, status, queue) in [
+        ("019aa7c1e2f37b8c9d0e1f2a3b4c5d01", "pending", "pending"),
+        ("019aa7c1e2f37b8c9d0e1f2a3b4c5d02", "deleted", "purge"),
+    ] {
+        let key = format!("uploads/2026/01/01/{id}/original.jpg");
+        let mut put = t
+            .direct
+            .dynamodb
+            .put_item()
+            .table_name(&table)
+            .item("id", S(id.into()))
+            .item("ownerId", S("alice".into()))
+            .item("status", S(status.into()))
+            .item("filename", S("old.jpg".into()))
+            .item("contentType", S("image/jpeg".into()))
+            .item(
+                "size",
+                aws_sdk_dynamodb::types::AttributeValue::N("3".into()),
+            )
+            .item("objectKey", S(key.clone()))
+            .item("createdAt", S("2026-01-01T00:00:00.000Z".into()))
+            .item("updatedAt", S("2026-01-01T00:00:00.000Z".into()))
+            .item("gcQueue", S(queue.into()))
+            .item("gcDue", S("2026-01-01T01:00:00.000Z".into()));
+        if status == "pending" {
+            put = put.item("expiresAt", S("2026-01-01T01:00:00.000Z".into()));
+        }
+        put.send().await?;
+        if status == "pending" {
+            continue; // its upload never arrived (an upload would be processed at once)
+        }
+        t.direct
+            .s3
+            .put_object()
+            .bucket(&t.app.service.config().bucket)
+            .key(&key)
+            .body(b"old".to_vec().into())
+            .send()
+            .await?;
+    }
+    let summary = t.app.service.run_cleanup().await?;
+    assert_eq!(
+        (summary.expired, summary.purged, summary.failures),
+        (1, 1, 0),
+        "{summary:?}"
+    );
+    assert_eq!(
+        summary.bytes_reclaimed, 3,
+        "the one upload that arrived (3 bytes), found by HEAD"
+    );
+    t.assert_nothing_stored().await?;
+    t.app.shutdown().await;
+    Ok(())
+}

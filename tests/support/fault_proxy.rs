@@ -340,11 +340,10 @@ async fn handle(
     }
     let mut reply = Response::new(Full::new(bytes));
     *reply.status_mut() = status;
+    // Content-Length passes through: the body is forwarded whole (no decompression), and a
+    // HEAD's length is the object's, not its empty body's.
     for (name, value) in &headers {
-        if name != http::header::CONTENT_LENGTH
-            && name != http::header::TRANSFER_ENCODING
-            && name != http::header::CONNECTION
-        {
+        if name != http::header::TRANSFER_ENCODING && name != http::header::CONNECTION {
             reply.headers_mut().append(name, value.clone());
         }
     }

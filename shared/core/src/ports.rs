@@ -292,3 +292,27 @@ pub trait ImageProcessor: Send + Sync {
         extension: Option<&str>,
     ) -> Result<Processed, Rejection>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cleanup_partitions_are_stable_and_spread_over_every_shard() {
+        // Stable across releases: a record's partition is written once and queried later.
+        let id = MediaId::parse("019aa7c1e2f37b8c9d0e1f2a3b4c5d6e").expect("an id");
+        assert_eq!(CleanupQueue::Pending.partition(&id), "pending#4");
+        assert_eq!(CleanupQueue::Purge.partition(&id), "purge#4");
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..2000 {
+            let p = CleanupQueue::Purge.partition(&MediaId::generate());
+            assert!(CleanupQueue::Purge.partitions().contains(&p), "{p}");
+            seen.insert(p);
+        }
+        assert_eq!(seen.len(), CLEANUP_SHARDS as usize, "every shard is used");
+        // Every shard, then the unsharded value of records queued before sharding.
+        let all = CleanupQueue::Pending.partitions();
+        assert_eq!(all.len(), CLEANUP_SHARDS as usize + 1);
+        assert_eq!(all.last().map(String::as_str), Some("pending"));
+    }
+}
