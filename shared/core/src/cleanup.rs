@@ -172,15 +172,14 @@ impl MediaService {
         } else {
             None
         };
-        let keys =
-            std::iter::once(media.key.clone()).chain(self.processing_keys(&media.id, Some(media)));
-        for key in keys {
-            if !key.folder().ends_with(&own_folder) {
-                // Never delete beyond this media's own folders, whatever a malformed record says.
-                return Err(PurgeError::Foreign(key.as_str().to_owned()));
-            }
-            self.store.delete(&key).await?;
+        let keys: Vec<_> = std::iter::once(media.key.clone())
+            .chain(self.processing_keys(&media.id, Some(media)))
+            .collect();
+        if let Some(key) = keys.iter().find(|k| !k.folder().ends_with(&own_folder)) {
+            // Never delete beyond this media's own folders, whatever a malformed record says.
+            return Err(PurgeError::Foreign(key.as_str().to_owned()));
         }
+        self.delete_all(&keys).await?;
         // What the record says existed: what was served (and may be cached by a CDN), or the
         // upload of media never processed (a processed upload was deleted when it was).
         let served = media

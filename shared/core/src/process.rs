@@ -81,9 +81,7 @@ impl MediaService {
             // an upload no record owns (its record expired or was purged) is garbage. Delete it,
             // and whatever an earlier run for this id may have written before it stopped.
             self.store.delete(key).await?;
-            for k in self.processing_keys(&id, None) {
-                self.store.delete(&k).await?;
-            }
+            self.delete_all(&self.processing_keys(&id, None)).await?;
             warn!(key = %key, media_id = %id, outcome = "orphan", "no record owns this upload; deleted it");
             return Ok(ProcessOutcome::Orphan);
         };
@@ -213,9 +211,7 @@ impl MediaService {
                 // record names and the keys a run could write, but it may have done so before
                 // these writes landed: whichever of the two runs last deletes them.
                 _ => {
-                    for k in writes_made(&derivatives, &served) {
-                        self.store.delete(&k).await?;
-                    }
+                    self.delete_all(&writes_made(&derivatives, &served)).await?;
                     false
                 }
             },

@@ -149,6 +149,12 @@ impl MediaService {
         keys
     }
 
+    /// Deletes these objects, all at once (DELETEs are free; their latency is what they cost).
+    pub(crate) async fn delete_all(&self, keys: &[ObjectKey]) -> Result<(), StoreError> {
+        futures_util::future::try_join_all(keys.iter().map(|k| self.store.delete(k))).await?;
+        Ok(())
+    }
+
     pub(crate) async fn owned(&self, owner: &OwnerId, id: &MediaId) -> Result<Media, MediaError> {
         match self.repo.get(id).await? {
             Some(m)
