@@ -444,3 +444,44 @@ fn the_openapi_document_describes_exactly_the_routes_of_the_template() -> TestRe
     }
     Ok(())
 }
+
+/// The lines of `[section]` in a TOML file (up to the next section header).
+fn toml_section(path: &Path, section: &str) -> TestResult<Vec<String>> {
+    let text = std::fs::read_to_string(path)?;
+    Ok(text
+        .lines()
+        .skip_while(|l| l.trim() != format!("[{section}]"))
+        .skip(1)
+        .take_while(|l| !l.trim_start().starts_with('['))
+        .map(|l| l.split('#').next().unwrap_or_default().trim().to_owned())
+        .filter(|l| !l.is_empty())
+        .collect())
+}
+
+#[test]
+fn the_deployed_build_unwinds_so_a_panic_is_a_rejection_not_a_crash() -> TestResult {
+    // cargo-lambda sets panic = "abort" unless the release profile says otherwise.
+    let release = toml_section(&repo().join("Cargo.toml"), "profile.release")?;
+    assert!(
+        release
+            .iter()
+            .any(|l| l.replace(' ', "") == "panic=\"unwind\""),
+        "{release:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn only_the_process_function_links_the_image_pipeline() -> TestResult {
+    let t = template()?;
+    for name in functions(&t)?.keys() {
+        let deps = toml_section(
+            &repo().join("functions").join(name).join("Cargo.toml"),
+            "dependencies",
+        )?;
+        let links = deps.iter().any(|l| l.starts_with("media-pipeline"));
+        assert_eq!(links, name.as_str() == "process", "{name}: {deps:?}");
+        assert!(deps.iter().any(|l| l.starts_with("media-core")), "{name}");
+    }
+    Ok(())
+}
