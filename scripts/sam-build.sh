@@ -20,6 +20,12 @@ for fn in Presign Confirm Get Delete Process Cleanup; do
   if [[ ${header:0:8} != 7f454c46 || ${header:8:2} != 02 || ${header:36:4} != b700 ]]; then
     echo "$f is not an arm64 ELF executable (header $header)" >&2; status=1; continue
   fi
-  printf '%-45s %s bytes, arm64\n' "$f" "$(stat -c %s "$f")"
+  # Built to unwind (Cargo.toml's release profile), not abort: landing pads fill .gcc_except_table.
+  hex=$(readelf -S -W "$f" | sed -n 's/.*\.gcc_except_table *PROGBITS *[0-9a-f]* [0-9a-f]* \([0-9a-f]*\) .*/\1/p')
+  except=$(( 16#${hex:-0} ))
+  if (( except < 65536 )); then
+    echo "$f was built with panic = abort (.gcc_except_table: ${except:-none} bytes)" >&2; status=1; continue
+  fi
+  printf '%-45s %s bytes, arm64, unwinds\n' "$f" "$(stat -c %s "$f")"
 done
 exit $status

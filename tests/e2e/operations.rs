@@ -40,7 +40,7 @@ async fn distribution(clients: &AwsClients, bucket: &str) -> TestResult<String> 
         )
         .build()?;
     let out = clients
-        .cloudfront
+        .cloudfront()
         .create_distribution()
         .distribution_config(config)
         .send()
@@ -66,10 +66,7 @@ async fn ops(overrides: &[(&str, &str)], cdn: bool) -> TestResult<Ops> {
     ensure_table(&clients, &config.table).await?;
     let cache: Option<Arc<dyn CdnCache>> = if cdn {
         let id = distribution(&clients, &config.bucket).await?;
-        Some(Arc::new(CloudFrontCache::new(
-            clients.cloudfront.clone(),
-            id,
-        )))
+        Some(Arc::new(CloudFrontCache::new(clients.cloudfront(), id)))
     } else {
         None
     };
@@ -246,7 +243,7 @@ async fn cleanup_invalidates_the_cdn_paths_of_purged_media_in_one_batch() -> Tes
     // One invalidation, naming exactly the deleted derivatives of the two purged media.
     let dist = t
         .clients
-        .cloudfront
+        .cloudfront()
         .list_distributions()
         .send()
         .await?
@@ -255,7 +252,7 @@ async fn cleanup_invalidates_the_cdn_paths_of_purged_media_in_one_batch() -> Tes
         .ok_or("no distribution")?;
     let list = t
         .clients
-        .cloudfront
+        .cloudfront()
         .list_invalidations()
         .distribution_id(dist.id())
         .send()
@@ -267,7 +264,7 @@ async fn cleanup_invalidates_the_cdn_paths_of_purged_media_in_one_batch() -> Tes
     assert_eq!(invalidations.len(), 1, "{invalidations:?}");
     let inv = t
         .clients
-        .cloudfront
+        .cloudfront()
         .get_invalidation()
         .distribution_id(dist.id())
         .id(invalidations[0].id())
@@ -295,7 +292,7 @@ async fn cleanup_invalidates_the_cdn_paths_of_purged_media_in_one_batch() -> Tes
     assert_eq!(again.invalidated_paths, 0);
     let count = t
         .clients
-        .cloudfront
+        .cloudfront()
         .list_invalidations()
         .distribution_id(dist.id())
         .send()

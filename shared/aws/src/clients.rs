@@ -11,13 +11,17 @@ pub struct AwsClients {
     pub s3: aws_sdk_s3::Client,
     /// DynamoDB.
     pub dynamodb: aws_sdk_dynamodb::Client,
-    /// CloudFront (cache invalidations of deleted derivatives).
-    pub cloudfront: aws_sdk_cloudfront::Client,
     /// The shared SDK configuration (for other clients, such as SQS in the local runner).
     pub sdk_config: aws_config::SdkConfig,
 }
 
 impl AwsClients {
+    /// A CloudFront client on the same configuration. Built on demand: only cleanup invalidates,
+    /// and a client built here is code linked into every function.
+    pub fn cloudfront(&self) -> aws_sdk_cloudfront::Client {
+        aws_sdk_cloudfront::Client::new(&self.sdk_config)
+    }
+
     /// Loads the SDK configuration from the environment and builds the clients.
     pub async fn from_config(config: &Config) -> Self {
         let loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
@@ -60,7 +64,6 @@ impl AwsClients {
         Self {
             s3: aws_sdk_s3::Client::from_conf(s3_config),
             dynamodb: aws_sdk_dynamodb::Client::new(&sdk_config),
-            cloudfront: aws_sdk_cloudfront::Client::new(&sdk_config),
             sdk_config,
         }
     }

@@ -1,5 +1,7 @@
-//! Wiring: the service over S3, DynamoDB and (when configured) CloudFront, as the functions run
-//! it. The image processor is not wired here: only the process function adds one.
+//! Wiring: the service over S3 and DynamoDB as the functions run it, and the CloudFront cache for
+//! cleanup when a distribution is configured. The image processor is not wired here: only the
+//! process function adds one. Each function calls the one constructor it needs, so a binary links
+//! only the adapters it uses (the API functions carry no CloudFront client).
 
 use std::sync::Arc;
 
@@ -9,17 +11,35 @@ use media_core::{Config, MediaService};
 
 use crate::{AwsClients, CloudFrontCache, DynamoMediaRepository, S3ObjectStore};
 
-/// The service as a function runs it: clients from the environment, built once at cold start.
+/// The service as the API and process functions run it: clients from the environment, built once
+/// at cold start; no CDN cache (only cleanup invalidates).
 pub async fn service(config: &Config) -> MediaService {
+    let clients = AwsClients::from_config(config).await;
+    without_cdn(config, &clients)
+}
+
+/// The service as the cleanup function runs it: with the CloudFront cache when
+/// `CDN_DISTRIBUTION_ID` is set.
+pub async fn cleanup_service(config: &Config) -> MediaService {
     let clients = AwsClients::from_config(config).await;
     with_clients(config, &clients)
 }
 
-/// The service over already-built clients.
+/// The service over already-built clients, with every adapter the configuration names (the
+/// local runner and the tests, which run every use case on one service).
 pub fn with_clients(config: &Config, clients: &AwsClients) -> MediaService {
-    let cdn = config.cdn_distribution_id.as_ref().map(|id| {
-        Arc::new(CloudFrontCache::new(clients.cloudfront.clone(), id)) as Arc<dyn CdnCache>
-    });
+    let service = without_cdn(config, clients);
+    match &config.cdn_distribution_id {
+        Some(id) => {
+            service.with_cdn(
+                Arc::new(CloudFrontCache::new(clients.cloudfront(), id)) as Arc<dyn CdnCache>
+            )
+        }
+        None => service,
+    }
+}
+
+fn without_cdn(config: &Config, clients: &AwsClients) -> MediaService {
     MediaService::with_parts(
         config.clone(),
         Arc::new(S3ObjectStore::new(clients, &config.bucket)),
@@ -27,7 +47,7 @@ pub fn with_clients(config: &Config, clients: &AwsClients) -> MediaService {
             clients.dynamodb.clone(),
             &config.table,
         )),
-        cdn,
+        None,
         Metrics::stdout(config.metrics_namespace.as_deref()),
     )
 }

@@ -109,6 +109,12 @@ impl MediaService {
         }
     }
 
+    /// The same service with a CDN cache, which cleanup tells what it deleted.
+    pub fn with_cdn(mut self, cdn: Arc<dyn CdnCache>) -> Self {
+        self.cdn = Some(cdn);
+        self
+    }
+
     /// The same service with an image processor, which `process_upload` needs.
     pub fn with_processor(mut self, processor: Arc<dyn ImageProcessor>) -> Self {
         self.processor = Some(processor);
