@@ -80,8 +80,9 @@ impl MediaService {
             // Keys are only made for records, and a record exists before its URL is handed out:
             // an upload no record owns (its record expired or was purged) is garbage. Delete it,
             // and whatever an earlier run for this id may have written before it stopped.
-            self.store.delete(key).await?;
-            self.delete_all(&self.processing_keys(&id, None)).await?;
+            let mut keys = self.processing_keys(&id, None);
+            keys.push(key.clone());
+            self.delete_all(&keys).await?;
             warn!(key = %key, media_id = %id, outcome = "orphan", "no record owns this upload; deleted it");
             return Ok(ProcessOutcome::Orphan);
         };
@@ -176,6 +177,7 @@ impl MediaService {
         );
         let served_size = served_bytes.len() as u64;
         writes.push((served.clone(), served_bytes, served_type.mime()));
+        let written: Vec<ObjectKey> = writes.iter().map(|(key, _, _)| key.clone()).collect();
         // All at once: the function is billed for the wall time, and S3 latency is most of it.
         // A failure fails the whole event, whose retry rewrites the same keys.
         futures_util::future::try_join_all(
@@ -211,7 +213,7 @@ impl MediaService {
                 // record names and the keys a run could write, but it may have done so before
                 // these writes landed: whichever of the two runs last deletes them.
                 _ => {
-                    self.delete_all(&writes_made(&derivatives, &served)).await?;
+                    self.delete_all(&written).await?;
                     false
                 }
             },
@@ -292,16 +294,4 @@ impl MediaService {
             media.size as f64,
         );
     }
-}
-
-/// The keys a processing run wrote: its derivatives and the served original.
-fn writes_made(
-    derivatives: &BTreeMap<String, StoredDerivative>,
-    served: &ObjectKey,
-) -> Vec<ObjectKey> {
-    derivatives
-        .values()
-        .map(|d| d.key.clone())
-        .chain(std::iter::once(served.clone()))
-        .collect()
 }
