@@ -432,27 +432,8 @@ fn classify(parts: &http::request::Parts, body: &[u8]) -> Call {
         ("DELETE", false) => "DeleteObject",
         _ => "Other",
     };
-    let key = percent_decode(key);
+    let key = percent_encoding::percent_decode_str(key).decode_utf8_lossy();
     call(Service::S3, op, &key)
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16)
-        {
-            out.push(b);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// S3's request classes as billed: PUT, COPY, POST and LIST requests cost about ten times as
