@@ -18,7 +18,7 @@ export CARGO_TERM_COLOR ?= never
 help:
 	@echo "make dev    - run the whole system locally: emulator on 127.0.0.1:$(EMULATOR_PORT), API on http://127.0.0.1:$(PORT)"
 	@echo "make test   - run every test: format, lints, template checks, sam build, unit, handler, end-to-end and invoke tests"
-	@echo "make sam-build - sam build: the six functions' arm64 bootstrap artifacts, checked"
+	@echo "make sam-build - sam build: the seven functions' arm64 bootstrap artifacts, checked"
 	@echo "make bench  - time the image pipeline against libvips on the corpus (BENCH_ARGS='--rounds 3')"
 	@echo "make cold-start - measure the cold start of the process and get functions on the emulator"
 	@echo "make fuzz   - fuzz the image pipeline (FUZZ_SECONDS=600)"
@@ -81,7 +81,7 @@ S3S_FS_VERSION := 0.14.1
 
 s3s-fs: .tools/bin/s3s-fs
 
-# The deployable artifacts: sam build (cargo-lambda, arm64, release) and a check of all six.
+# The deployable artifacts: sam build (cargo-lambda, arm64, release) and a check of all seven.
 sam-build: system venv
 	scripts/sam-build.sh
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `sam build` with the pinned aws-sam-cli, cargo-lambda and zig from the venv, then checks that it
-# produced the six functions' `bootstrap` executables for Linux on arm64 (AArch64 ELF).
+# produced the seven functions' `bootstrap` executables for Linux on arm64 (AArch64 ELF).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -10,7 +10,7 @@ sam build --template template.yaml
 echo "sam build took $(( $(date +%s) - started )) s"
 
 status=0
-for fn in Presign Confirm Get Delete Process Cleanup; do
+for fn in Presign Confirm Get Library Delete Process Cleanup; do
   f=".aws-sam/build/${fn}Function/bootstrap"
   if [[ ! -x $f ]]; then
     echo "missing or not executable: $f" >&2; status=1; continue

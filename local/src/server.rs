@@ -12,7 +12,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper_util::rt::TokioIo;
 use media_core::MediaService;
-use media_core::api::ApiError;
+use media_core::api::{ApiError, Route};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -133,39 +133,28 @@ fn token_user(query: Option<&str>) -> Option<&str> {
     valid.then_some(user)
 }
 
-/// The routes, as in `template.yaml`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Function {
-    Presign,
-    Confirm,
-    Get,
-    Delete,
-}
-
-/// Matches a request to a function, its route key and path parameters.
-fn route(method: &Method, path: &str) -> Option<(Function, &'static str, Option<String>)> {
-    let id = path
-        .strip_prefix("/api/v1/upload/")
-        .filter(|rest| !rest.is_empty() && !rest.contains('/'));
-    match (method.as_str(), path, id) {
-        ("POST", "/api/v1/upload/presign", _) => {
-            Some((Function::Presign, "POST /api/v1/upload/presign", None))
+/// Matches a request to its route of [`media_core::api::ROUTES`] (the list `template.yaml`
+/// follows) and the `{mediaId}` path parameter, if the route has one.
+fn route(method: &Method, path: &str) -> Option<(&'static Route, Option<String>)> {
+    let segments: Vec<&str> = path.split('/').collect();
+    media_core::api::ROUTES.iter().find_map(|r| {
+        if r.method != method.as_str() {
+            return None;
         }
-        ("POST", "/api/v1/upload/confirm", _) => {
-            Some((Function::Confirm, "POST /api/v1/upload/confirm", None))
+        let template: Vec<&str> = r.path.split('/').collect();
+        if template.len() != segments.len() {
+            return None;
         }
-        ("GET", _, Some(id)) => Some((
-            Function::Get,
-            "GET /api/v1/upload/{mediaId}",
-            Some(id.to_owned()),
-        )),
-        ("DELETE", _, Some(id)) => Some((
-            Function::Delete,
-            "DELETE /api/v1/upload/{mediaId}",
-            Some(id.to_owned()),
-        )),
-        _ => None,
-    }
+        let mut id = None;
+        for (t, s) in template.iter().zip(&segments) {
+            if *t == "{mediaId}" && !s.is_empty() {
+                id = Some((*s).to_owned());
+            } else if t != s {
+                return None;
+            }
+        }
+        Some((r, id))
+    })
 }
 
 /// Serves connections from `listener` until `stop` flips.
@@ -208,11 +197,15 @@ async fn handle(
         h.insert("access-control-allow-origin", v);
         h.insert(
             "access-control-allow-headers",
-            HeaderValue::from_static("authorization,content-type,uppy-versions"),
+            HeaderValue::from_static("authorization,content-type,if-match,uppy-versions"),
         );
         h.insert(
             "access-control-allow-methods",
-            HeaderValue::from_static("GET,POST,DELETE,OPTIONS"),
+            HeaderValue::from_static("GET,POST,PATCH,DELETE,OPTIONS"),
+        );
+        h.insert(
+            "access-control-expose-headers",
+            HeaderValue::from_static("etag,location"),
         );
         h.insert("access-control-max-age", HeaderValue::from_static("600"));
         h.insert("vary", HeaderValue::from_static("origin"));
@@ -265,7 +258,7 @@ async fn dispatch(state: &ApiState, req: hyper::Request<Incoming>) -> HttpRespon
     if parts.method == Method::GET && path == "/local/token" {
         return local_token(state, parts.uri.query());
     }
-    let Some((function, route_key, media_id)) = route(&parts.method, &path) else {
+    let Some((route, media_id)) = route(&parts.method, &path) else {
         return error(ApiError::new(
             404,
             "route_not_found",
@@ -301,7 +294,7 @@ async fn dispatch(state: &ApiState, req: hyper::Request<Incoming>) -> HttpRespon
             ));
         }
     };
-    let event = api_gateway_event(&parts, route_key, media_id.as_deref(), &claims, &body);
+    let event = api_gateway_event(&parts, &route.key(), media_id.as_deref(), &claims, &body);
     let request = match lambda_http::request::from_str(&event.to_string()) {
         Ok(r) => r,
         Err(e) => {
@@ -314,11 +307,18 @@ async fn dispatch(state: &ApiState, req: hyper::Request<Incoming>) -> HttpRespon
         }
     };
     let service = &state.service;
-    let response = match function {
-        Function::Presign => presign::handler::handle(service, request).await,
-        Function::Confirm => confirm::handler::handle(service, request).await,
-        Function::Get => get::handler::handle(service, request).await,
-        Function::Delete => delete::handler::handle(service, request).await,
+    let response = match route.function {
+        "presign" => presign::handler::handle(service, request).await,
+        "confirm" => confirm::handler::handle(service, request).await,
+        "get" => get::handler::handle(service, request).await,
+        "delete" => delete::handler::handle(service, request).await,
+        "library" => library::handler::handle(service, request).await,
+        other => Ok(ApiError::new(
+            500,
+            "internal",
+            format!("the local runner has no function {other}"),
+        )
+        .into_response()),
     };
     let Ok(response) = response;
     to_hyper(response)
@@ -376,7 +376,36 @@ fn api_gateway_event(
     if let Some(id) = media_id {
         event["pathParameters"] = json!({ "mediaId": id });
     }
+    let query = query_parameters(parts.uri.query().unwrap_or(""));
+    if !query.is_empty() {
+        event["queryStringParameters"] = Value::Object(query);
+    }
     event
+}
+
+/// `queryStringParameters` as API Gateway (payload 2.0) writes them: names and values decoded,
+/// repeated names joined by commas.
+fn query_parameters(raw: &str) -> serde_json::Map<String, Value> {
+    let mut out = serde_json::Map::new();
+    for pair in raw.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let decode = |s: &str| {
+            percent_encoding::percent_decode_str(&s.replace('+', " "))
+                .decode_utf8_lossy()
+                .into_owned()
+        };
+        let (name, value) = (decode(name), decode(value));
+        match out.get_mut(&name) {
+            Some(Value::String(v)) => {
+                v.push(',');
+                v.push_str(&value);
+            }
+            _ => {
+                out.insert(name, Value::String(value));
+            }
+        }
+    }
+    out
 }
 
 fn uuid_like() -> String {
@@ -414,33 +443,50 @@ mod tests {
 
     #[test]
     fn routes_match_the_template() {
-        let r = |m: Method, p: &str| route(&m, p);
+        let r = |m: Method, p: &str| route(&m, p).map(|(r, id)| (r.function, id));
         assert_eq!(
-            r(Method::POST, "/api/v1/upload/presign").map(|x| x.0),
-            Some(Function::Presign)
+            r(Method::POST, "/api/v1/upload/presign"),
+            Some(("presign", None))
         );
         assert_eq!(
-            r(Method::POST, "/api/v1/upload/confirm").map(|x| x.0),
-            Some(Function::Confirm)
+            r(Method::POST, "/api/v1/upload/confirm"),
+            Some(("confirm", None))
         );
         assert_eq!(
-            r(Method::GET, "/api/v1/upload/abc").map(|x| (x.0, x.2)),
-            Some((Function::Get, Some("abc".into())))
+            r(Method::GET, "/api/v1/upload/abc"),
+            Some(("get", Some("abc".into())))
         );
         assert_eq!(
             r(Method::DELETE, "/api/v1/upload/abc").map(|x| x.0),
-            Some(Function::Delete)
+            Some("delete")
         );
-        // Every route of the API, and no other, reaches its function with its route key.
+        assert_eq!(r(Method::GET, "/api/v1/upload"), Some(("library", None)));
+        assert_eq!(
+            r(Method::PATCH, "/api/v1/upload/abc").map(|x| x.0),
+            Some("library")
+        );
+        // Every route of the API reaches its function with its route key.
         for route_def in media_core::api::ROUTES {
             let method = Method::from_bytes(route_def.method.as_bytes()).unwrap();
             let path = route_def.path.replace("{mediaId}", "abc");
-            let (function, key, _) = r(method, &path).unwrap();
-            assert_eq!(key, route_def.key());
-            assert_eq!(format!("{function:?}").to_lowercase(), route_def.function);
+            let (found, _) = route(&method, &path).unwrap();
+            assert_eq!(found, route_def);
         }
         assert!(r(Method::GET, "/api/v1/upload/").is_none());
         assert!(r(Method::GET, "/api/v1/upload/a/b").is_none());
         assert!(r(Method::PUT, "/api/v1/upload/presign").is_none());
+        assert!(r(Method::PATCH, "/api/v1/upload").is_none());
+    }
+
+    #[test]
+    fn query_parameters_are_decoded_and_repeated_names_joined() {
+        let q = query_parameters(
+            "tag=red%20car&limit=5&tag=b&x&createdAfter=2026-01-01T00%3A00%3A00%2B02%3A00",
+        );
+        assert_eq!(q["tag"], "red car,b");
+        assert_eq!(q["limit"], "5");
+        assert_eq!(q["x"], "");
+        assert_eq!(q["createdAfter"], "2026-01-01T00:00:00+02:00");
+        assert!(query_parameters("").is_empty());
     }
 }

@@ -162,6 +162,9 @@ async fn every_sample_event_runs_through_the_lambda_runtime_api() -> TestResult 
         metadata: None,
         derivatives: Default::default(),
         rejection: None,
+        describe: Default::default(),
+        version: 1,
+        deleted_from: None,
     };
     DynamoMediaRepository::new(clients.dynamodb.clone(), &table)
         .create(&media)
@@ -195,6 +198,15 @@ async fn every_sample_event_runs_through_the_lambda_runtime_api() -> TestResult 
     let (status, body) = http(&run("confirm", "confirm.json").await?)?;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["id"], SAMPLE_MEDIA_ID);
+
+    let (status, body) = http(&run("library", "update.json").await?)?;
+    assert_eq!((status, body["version"].as_u64()), (200, Some(2)), "{body}");
+    let (status, body) = http(&run("library", "list.json").await?)?;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["items"][0]["alt"], "A red bicycle against a wall",
+        "{body}"
+    );
 
     let outcome = run("process", "s3-object-created.json").await?;
     assert_eq!(outcome["outcomes"][0]["outcome"], "ready", "{outcome}");

@@ -4,6 +4,7 @@
 mod enforcement;
 mod faults;
 mod invoke;
+mod library;
 mod operations;
 mod template;
 
@@ -583,50 +584,6 @@ async fn a_late_upload_after_delete_stays_deleted_and_cleanup_removes_it() -> Te
     let summary = t.app.service.run_cleanup().await?;
     assert_eq!((summary.purged, summary.failures), (1, 0), "{summary:?}");
     t.assert_nothing_stored().await?;
-    t.app.shutdown().await;
-    Ok(())
-}
-
-#[tokio::test]
-async fn the_owner_index_lists_an_owners_media_newest_first() -> TestResult {
-    use media_aws::DynamoMediaRepository;
-    use media_core::domain::OwnerId;
-    use media_core::ports::MediaRepository;
-
-    let t = spawn_app(&[]).await?;
-    let mut ids = Vec::new();
-    for (user, n) in [("alice", 3), ("bob", 1)] {
-        for _ in 0..n {
-            let r = t
-                .presign(
-                    Some(&token(user)),
-                    &json!({"filename": "a.jpg", "contentType": "image/jpeg", "size": 10}),
-                )
-                .await?;
-            if user == "alice" {
-                ids.push(r.body["mediaId"].as_str().ok_or("no id")?.to_owned());
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await; // distinct createdAt
-        }
-    }
-    let repo = DynamoMediaRepository::new(
-        t.app.stack.clients.dynamodb.clone(),
-        &t.app.service.config().table,
-    );
-    let listed: Vec<String> = repo
-        .list_by_owner(&OwnerId::parse("alice")?, 10)
-        .await?
-        .into_iter()
-        .map(|m| m.id.to_string())
-        .collect();
-    ids.reverse();
-    assert_eq!(listed, ids);
-    assert_eq!(
-        repo.list_by_owner(&OwnerId::parse("alice")?, 2)
-            .await?
-            .len(),
-        2
-    );
     t.app.shutdown().await;
     Ok(())
 }

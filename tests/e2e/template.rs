@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use e2e::TestResult;
-use media_aws::{CLEANUP_INDEX, OWNER_INDEX, TTL_ATTRIBUTE};
+use media_aws::{CLEANUP_INDEX, ENTITY_INDEX, OWNER_INDEX, TTL_ATTRIBUTE};
 use media_core::Config;
 use media_core::api::ROUTES;
 use serde_yaml::Value;
@@ -105,7 +105,7 @@ fn every_function_crate_is_a_function_of_the_template_and_nothing_else() -> Test
         }
     }
     assert_eq!(in_template, crates);
-    assert_eq!(crates.len(), 6);
+    assert_eq!(crates.len(), 7);
     let globals = &t["Globals"]["Function"];
     assert_eq!(globals["Runtime"].as_str(), Some("provided.al2023"));
     assert_eq!(globals["Handler"].as_str(), Some("bootstrap"));
@@ -198,7 +198,10 @@ fn the_table_has_the_indexes_and_ttl_the_code_uses() -> TestResult {
         .iter()
         .filter_map(|i| i["IndexName"].as_str())
         .collect();
-    assert_eq!(indexes, BTreeSet::from([OWNER_INDEX, CLEANUP_INDEX]));
+    assert_eq!(
+        indexes,
+        BTreeSet::from([OWNER_INDEX, ENTITY_INDEX, CLEANUP_INDEX])
+    );
     assert_eq!(table["BillingMode"].as_str(), Some("PAY_PER_REQUEST"));
     assert_eq!(
         table["TimeToLiveSpecification"]["AttributeName"].as_str(),
@@ -276,6 +279,16 @@ const LEAST: &[(&str, &[(&str, &str)])] = &[
         "get",
         &[
             ("dynamodb:GetItem", "table"),
+            ("s3:GetObject", "bucket/derivatives/*"),
+        ],
+    ),
+    (
+        "library",
+        &[
+            ("dynamodb:Query", "table/index/by-owner"),
+            ("dynamodb:Query", "table/index/by-entity"),
+            ("dynamodb:GetItem", "table"),
+            ("dynamodb:UpdateItem", "table"),
             ("s3:GetObject", "bucket/derivatives/*"),
         ],
     ),

@@ -34,6 +34,8 @@ pub struct Reply {
     pub status: u16,
     /// Parsed body.
     pub body: Value,
+    /// The `ETag` header, if any.
+    pub etag: Option<String>,
 }
 
 /// Starts the system on fresh resources with `overrides` on the configuration.
@@ -93,13 +95,18 @@ pub fn corpus(name: &str) -> TestResult<Vec<u8>> {
 
 async fn reply(resp: reqwest::Response) -> TestResult<Reply> {
     let status = resp.status().as_u16();
+    let etag = resp
+        .headers()
+        .get("etag")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let bytes = resp.bytes().await?;
     let body = if bytes.is_empty() {
         Value::Null
     } else {
         serde_json::from_slice(&bytes)?
     };
-    Ok(Reply { status, body })
+    Ok(Reply { status, body, etag })
 }
 
 impl TestApp {
@@ -177,6 +184,60 @@ impl TestApp {
                 .await?,
         )
         .await
+    }
+
+    /// `GET /api/v1/upload?<query>` (the query as written, already encoded).
+    pub async fn list(&self, token: &str, query: &str) -> TestResult<Reply> {
+        reply(
+            self.http
+                .get(self.api(&format!("/api/v1/upload?{query}")))
+                .bearer_auth(token)
+                .send()
+                .await?,
+        )
+        .await
+    }
+
+    /// Every item of `token`'s list for `query`, page by page (at most 100 pages); the ids in order.
+    pub async fn list_all(&self, token: &str, query: &str) -> TestResult<Vec<String>> {
+        let mut ids = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..100 {
+            let q = match &cursor {
+                Some(c) => format!("{query}&cursor={c}"),
+                None => query.to_owned(),
+            };
+            let r = self.list(token, &q).await?;
+            assert_eq!(r.status, 200, "{q}: {}", r.body);
+            for item in r.body["items"].as_array().ok_or("no items")? {
+                ids.push(item["id"].as_str().ok_or("no id")?.to_owned());
+            }
+            match r.body["nextCursor"].as_str() {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => return Ok(ids),
+            }
+        }
+        Err("more than 100 pages".into())
+    }
+
+    /// `PATCH /api/v1/upload/{id}` with a merge patch, and `If-Match` when given.
+    pub async fn patch(
+        &self,
+        token: &str,
+        id: &str,
+        body: &Value,
+        if_match: Option<&str>,
+    ) -> TestResult<Reply> {
+        let mut req = self
+            .http
+            .patch(self.api(&format!("/api/v1/upload/{id}")))
+            .bearer_auth(token)
+            .header("content-type", "application/merge-patch+json")
+            .body(body.to_string());
+        if let Some(m) = if_match {
+            req = req.header("if-match", m);
+        }
+        reply(req.send().await?).await
     }
 
     /// Polls GET until the media leaves `pending` (at most 30 s, 150 polls) and returns it.

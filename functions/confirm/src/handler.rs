@@ -17,7 +17,7 @@ struct ConfirmRequest {
 
 /// Handles one request.
 pub async fn handle(service: &MediaService, req: Request) -> Result<Response<Body>, Infallible> {
-    Ok(api::respond(200, confirm(service, &req).await))
+    Ok(api::media_response(200, confirm(service, &req).await))
 }
 
 async fn confirm(service: &MediaService, req: &Request) -> Result<MediaView, ApiError> {

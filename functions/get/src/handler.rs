@@ -9,7 +9,7 @@ use media_core::service::MediaView;
 
 /// Handles one request.
 pub async fn handle(service: &MediaService, req: Request) -> Result<Response<Body>, Infallible> {
-    Ok(api::respond(200, get(service, &req).await))
+    Ok(api::media_response(200, get(service, &req).await))
 }
 
 async fn get(service: &MediaService, req: &Request) -> Result<MediaView, ApiError> {
@@ -44,9 +44,17 @@ mod tests {
         )?)?;
         let Ok(resp) = handle(&stack.service, req).await;
         assert_eq!(resp.status(), 200);
+        // The media's version is its ETag.
+        assert_eq!(
+            resp.headers().get("etag").and_then(|v| v.to_str().ok()),
+            Some("\"1\"")
+        );
         let body: Value = serde_json::from_slice(resp.body().as_ref())?;
         assert_eq!(body["id"], media.media_id.as_str());
         assert_eq!(body["status"], "pending");
+        assert_eq!(body["version"], 1);
+        assert_eq!(body["kind"], "image");
+        assert_eq!(body["tags"], serde_json::json!([]));
 
         // Someone else's media, and a malformed or unknown id: all the same 404.
         let other = stack

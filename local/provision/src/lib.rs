@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::types::{
     ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
 };
 
-use media_aws::{AwsClients, CLEANUP_INDEX, OWNER_INDEX, TTL_ATTRIBUTE};
+use media_aws::{AwsClients, CLEANUP_INDEX, ENTITY_INDEX, OWNER_INDEX, TTL_ATTRIBUTE};
 
 /// A provisioning step that failed.
 #[derive(Debug, thiserror::Error)]
@@ -63,7 +63,7 @@ pub async fn ensure_bucket(clients: &AwsClients, bucket: &str) -> Result<(), Pro
     }
 }
 
-/// Creates the media table with its two indexes if it does not exist.
+/// Creates the media table with its three indexes if it does not exist.
 pub async fn ensure_table(clients: &AwsClients, table: &str) -> Result<(), ProvisionError> {
     let attr = |name: &str| {
         AttributeDefinition::builder()
@@ -97,11 +97,18 @@ pub async fn ensure_table(clients: &AwsClients, table: &str) -> Result<(), Provi
             .build()
             .map_err(|e| failed("describe an index")(Box::new(e)))
     };
-    let defs = ["id", "ownerId", "createdAt", "gcQueue", "gcDue"]
-        .into_iter()
-        .map(attr)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| failed("describe the table")(Box::new(e)))?;
+    let defs = [
+        "id",
+        "ownerId",
+        "createdAt",
+        "entityKey",
+        "gcQueue",
+        "gcDue",
+    ]
+    .into_iter()
+    .map(attr)
+    .collect::<Result<Vec<_>, _>>()
+    .map_err(|e| failed("describe the table")(Box::new(e)))?;
     let result = clients
         .dynamodb
         .create_table()
@@ -112,6 +119,7 @@ pub async fn ensure_table(clients: &AwsClients, table: &str) -> Result<(), Provi
             key("id", KeyType::Hash).map_err(|e| failed("describe the table")(Box::new(e)))?,
         )
         .global_secondary_indexes(index(OWNER_INDEX, "ownerId", "createdAt")?)
+        .global_secondary_indexes(index(ENTITY_INDEX, "entityKey", "createdAt")?)
         .global_secondary_indexes(index(CLEANUP_INDEX, "gcQueue", "gcDue")?)
         .send()
         .await;

@@ -13,7 +13,7 @@ pub mod wire;
 
 pub use clients::AwsClients;
 pub use cloudfront::{CloudFrontCache, MAX_INVALIDATION_PATHS};
-pub use dynamo::{CLEANUP_INDEX, DynamoMediaRepository, OWNER_INDEX, TTL_ATTRIBUTE};
+pub use dynamo::{CLEANUP_INDEX, DynamoMediaRepository, ENTITY_INDEX, OWNER_INDEX, TTL_ATTRIBUTE};
 pub use s3::S3ObjectStore;
 
 use media_core::ports::StoreError;

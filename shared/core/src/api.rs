@@ -7,8 +7,10 @@ use serde::de::DeserializeOwned;
 use tracing::{error, warn};
 
 use crate::domain::{MediaId, OwnerId};
+use crate::list::ListError;
 use crate::presign::PresignError;
-use crate::service::MediaError;
+use crate::service::{MediaError, MediaView};
+use crate::update::{IfMatch, UpdateError};
 
 /// One route of the HTTP API: method, path template and the function (crate) that serves it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +52,16 @@ pub const ROUTES: &[Route] = &[
         method: "DELETE",
         path: "/api/v1/upload/{mediaId}",
         function: "delete",
+    },
+    Route {
+        method: "GET",
+        path: "/api/v1/upload",
+        function: "library",
+    },
+    Route {
+        method: "PATCH",
+        path: "/api/v1/upload/{mediaId}",
+        function: "library",
     },
 ];
 
@@ -117,6 +129,85 @@ impl From<MediaError> for ApiError {
                 Self::internal()
             }
         }
+    }
+}
+
+impl From<ListError> for ApiError {
+    fn from(e: ListError) -> Self {
+        match e {
+            ListError::Invalid { .. } => Self::new(400, "invalid_request", e.to_string()),
+            ListError::InvalidCursor(m) => Self::new(400, "invalid_cursor", m),
+            ListError::Store(_) | ListError::Repo(_) => {
+                error!(error = %e, cause = ?e, "list failed");
+                Self::internal()
+            }
+        }
+    }
+}
+
+impl From<UpdateError> for ApiError {
+    fn from(e: UpdateError) -> Self {
+        match e {
+            UpdateError::Invalid(_) => Self::new(400, "invalid_request", e.to_string()),
+            UpdateError::NotFound => Self::new(404, "not_found", "no such media"),
+            UpdateError::PreconditionFailed { .. } => {
+                Self::new(412, "precondition_failed", e.to_string())
+            }
+            UpdateError::Contended => Self::new(409, "conflict", e.to_string()),
+            UpdateError::Store(_) | UpdateError::Repo(_) => {
+                error!(error = %e, cause = ?e, "update failed");
+                Self::internal()
+            }
+        }
+    }
+}
+
+/// The answer that shows one media item: its JSON, with `ETag: "<version>"`.
+pub fn media_response(status: u16, result: Result<MediaView, ApiError>) -> Response<Body> {
+    match result {
+        Ok(view) => {
+            let mut resp = json_response(status, &view);
+            if let Ok(v) = http::HeaderValue::from_str(&format!("\"{}\"", view.version)) {
+                resp.headers_mut().insert(http::header::ETAG, v);
+            }
+            resp
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The `If-Match` header, if the request has one.
+pub fn if_match(req: &Request) -> Option<IfMatch> {
+    let values: Vec<&str> = req
+        .headers()
+        .get_all(http::header::IF_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    (!values.is_empty()).then(|| IfMatch::parse(&values.join(",")))
+}
+
+/// One query string parameter (the first, if it is repeated).
+pub fn query_param<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    req.query_string_parameters_ref()
+        .and_then(|q| q.first(name))
+}
+
+/// A JSON merge patch body: `application/json` or `application/merge-patch+json`, else 415.
+pub fn merge_patch_body(req: &Request) -> Result<serde_json::Value, ApiError> {
+    let content_type = req
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase());
+    match content_type.as_deref() {
+        Some("application/json" | "application/merge-patch+json") => json_body(req),
+        _ => Err(ApiError::new(
+            415,
+            "unsupported_media_type",
+            "send the patch as application/merge-patch+json or application/json",
+        )),
     }
 }
 

@@ -5,6 +5,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+
+use crate::describe::Descriptive;
 use time::format_description::well_known::Rfc3339;
 
 /// Why an input value was refused when parsing it into a domain type.
@@ -146,6 +148,11 @@ impl ContentType {
         }
     }
 
+    /// The kind of media this type is.
+    pub fn kind(self) -> MediaKind {
+        MediaKind::Image
+    }
+
     /// The short format name reported in metadata (`jpeg`, `png`, ...).
     pub fn format_name(self) -> &'static str {
         match self {
@@ -160,6 +167,42 @@ impl ContentType {
 impl fmt::Display for ContentType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.mime())
+    }
+}
+
+/// What sort of file a media item is; it decides how the file is checked and processed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MediaKind {
+    /// A still or animated image: thumbnails, EXIF, placeholders.
+    Image,
+}
+
+impl MediaKind {
+    /// Every kind.
+    pub const ALL: [MediaKind; 1] = [Self::Image];
+
+    /// The name used in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Image => "image",
+        }
+    }
+
+    /// Parses a kind's name.
+    pub fn parse(s: &str) -> Result<Self, ParseError> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| ParseError(format!("unknown kind {s:?}")))
+    }
+
+    /// The content types of this kind.
+    pub fn content_types(self) -> Vec<ContentType> {
+        ContentType::ALL
+            .into_iter()
+            .filter(|t| t.kind() == self)
+            .collect()
     }
 }
 
@@ -456,6 +499,19 @@ pub struct Media {
     pub derivatives: BTreeMap<String, StoredDerivative>,
     /// Why it was rejected (rejected only).
     pub rejection: Option<Rejection>,
+    /// What the app says about it: alt text, title, description, tags, the entity it belongs to.
+    pub describe: Descriptive,
+    /// Grows by one with every stored change (processing, edits, delete, restore): the ETag.
+    pub version: u64,
+    /// The status it had when it was soft-deleted (deleted only): what a restore brings back.
+    pub deleted_from: Option<MediaStatus>,
+}
+
+impl Media {
+    /// The kind of file it is.
+    pub fn kind(&self) -> MediaKind {
+        self.content_type.kind()
+    }
 }
 
 /// Formats a timestamp as RFC 3339 UTC with milliseconds, which sorts lexicographically.

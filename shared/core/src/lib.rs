@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod config;
+pub mod describe;
 pub mod domain;
 pub mod events;
 pub mod metrics;
@@ -20,8 +21,10 @@ pub mod cleanup;
 pub mod confirm;
 pub mod delete;
 pub mod get;
+pub mod list;
 pub mod presign;
 pub mod process;
+pub mod update;
 
 pub use config::Config;
 pub use service::MediaService;

@@ -9,8 +9,10 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::config::ThumbnailFormat;
+use crate::describe::{Descriptive, EntityLink, Tag};
 use crate::domain::{
-    ContentType, ImageMetadata, Media, MediaId, ObjectKey, OwnerId, Rejection, StoredDerivative,
+    ContentType, ImageMetadata, Media, MediaId, MediaStatus, ObjectKey, OwnerId, Rejection,
+    StoredDerivative,
 };
 
 /// A failure of the storage backend (S3). The SDK error is kept as the source.
@@ -190,8 +192,26 @@ pub trait MediaRepository: Send + Sync {
     async fn create(&self, media: &Media) -> Result<Transition, RepoError>;
     /// Reads a record by id (strongly consistent).
     async fn get(&self, id: &MediaId) -> Result<Option<Media>, RepoError>;
-    /// The owner's records, newest first.
-    async fn list_by_owner(&self, owner: &OwnerId, limit: usize) -> Result<Vec<Media>, RepoError>;
+    /// A page of `owner`'s records that match `query`, newest first, starting after `start`.
+    /// At most `limit` items; fewer (even none) when the adapter's read budget for one call ran
+    /// out first, with `next` set so that the caller can go on.
+    async fn list(
+        &self,
+        owner: &OwnerId,
+        query: &ListQuery,
+        start: Option<&ListPosition>,
+        limit: usize,
+    ) -> Result<ListPage, RepoError>;
+    /// `owner`'s `pending|ready|rejected` record at version `expected` -> the same record with
+    /// these descriptive fields, at version `expected + 1`.
+    async fn describe(
+        &self,
+        id: &MediaId,
+        owner: &OwnerId,
+        expected: u64,
+        fields: &Descriptive,
+        now: OffsetDateTime,
+    ) -> Result<Transition, RepoError>;
     /// `pending` -> `ready`, with the served original's key and size, metadata and thumbnails.
     async fn mark_ready(
         &self,
@@ -228,6 +248,41 @@ pub trait MediaRepository: Send + Sync {
         due: OffsetDateTime,
         limit: usize,
     ) -> Result<Vec<Media>, RepoError>;
+}
+
+/// Which of an owner's records a list returns (always newest first).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListQuery {
+    /// Only these statuses (never empty: the API lists `pending`, `ready` and `rejected`).
+    pub statuses: Vec<MediaStatus>,
+    /// Only these content types (`None`: any).
+    pub content_types: Option<Vec<ContentType>>,
+    /// Only records with this tag.
+    pub tag: Option<Tag>,
+    /// Only records linked to this entity.
+    pub entity: Option<EntityLink>,
+    /// Only records created at or after this instant (millisecond precision, as stored).
+    pub created_from: Option<OffsetDateTime>,
+    /// Only records created at or before this instant (millisecond precision, as stored).
+    pub created_until: Option<OffsetDateTime>,
+}
+
+/// Where a list left off: the last record it returned or read, by its index key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListPosition {
+    /// The record's `createdAt`, as stored.
+    pub created_at: String,
+    /// The record's id.
+    pub id: MediaId,
+}
+
+/// One page of a list.
+#[derive(Debug, Clone)]
+pub struct ListPage {
+    /// The records, newest first.
+    pub items: Vec<Media>,
+    /// Where to go on from, when more records may follow.
+    pub next: Option<ListPosition>,
 }
 
 /// A CDN cache in front of the derivatives: told to forget objects that were deleted.

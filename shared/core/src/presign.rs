@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tracing::info;
 
+use crate::describe::Descriptive;
 use crate::domain::{
     ContentType, Media, MediaId, MediaStatus, ObjectKey, OwnerId, format_time, sanitize_filename,
 };
@@ -29,6 +30,10 @@ pub struct PresignRequest {
     /// The body's SHA-256, base64 (as S3's `x-amz-checksum-sha256`) or hex; PUT only. When given,
     /// the signature pins it and S3 refuses any other body.
     pub sha256: Option<String>,
+    /// Every other member: the optional descriptive fields (`alt`, `title`, `description`,
+    /// `tags`, `entity`) are read from here; anything else is ignored.
+    #[serde(flatten)]
+    pub rest: serde_json::Map<String, serde_json::Value>,
 }
 
 /// The body of `POST /api/v1/upload/presign`: one file, or `{"files": [...]}`.
@@ -235,12 +240,15 @@ impl MediaService {
                 PresignError::Invalid("sha256 must be 32 bytes, base64 or hex".into())
             })?),
         };
+        let describe = Descriptive::from_request(&req.rest)
+            .map_err(|e| PresignError::Invalid(e.to_string()))?;
         Ok(CheckedPresign {
             filename,
             content_type,
             size,
             post,
             sha256,
+            describe,
         })
     }
 
@@ -294,6 +302,9 @@ impl MediaService {
             metadata: None,
             derivatives: BTreeMap::new(),
             rejection: None,
+            describe: c.describe,
+            version: 1,
+            deleted_from: None,
         };
         if self.repo.create(&media).await? == Transition::Conflict {
             // The id exists. Ids are random (UUIDv7), so this is our own write whose answer was
@@ -337,6 +348,7 @@ struct CheckedPresign {
     size: u64,
     post: bool,
     sha256: Option<String>,
+    describe: Descriptive,
 }
 
 /// A SHA-256 given as base64 or hex, as the base64 S3 wants; `None` unless it is 32 bytes.

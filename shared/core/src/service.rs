@@ -1,6 +1,7 @@
 //! The media service: the ports every use case talks to, and what the API use cases share (the
 //! owner check and the media view). Each use case is its own module (`presign`, `process`,
-//! `confirm`, `get`, `delete`, `cleanup`), an `impl MediaService` block over these ports.
+//! `confirm`, `get`, `list`, `update`, `delete`, `cleanup`), an `impl MediaService` block over
+//! these ports.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -8,9 +9,10 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::config::Config;
+use crate::describe::{EntityLink, Tag};
 use crate::domain::{
-    ContentType, ImageMetadata, Media, MediaId, MediaStatus, ObjectKey, OwnerId, Rejection,
-    format_time,
+    ContentType, ImageMetadata, Media, MediaId, MediaKind, MediaStatus, ObjectKey, OwnerId,
+    Rejection, format_time,
 };
 use crate::metrics::{MeteredObjectStore, Metrics};
 use crate::ports::{CdnCache, ImageProcessor, MediaRepository, ObjectStore, RepoError, StoreError};
@@ -44,6 +46,22 @@ pub struct MediaView {
     pub filename: String,
     /// The declared type.
     pub content_type: ContentType,
+    /// What sort of file it is (`image`).
+    pub kind: MediaKind,
+    /// The declared size in bytes.
+    pub size: u64,
+    /// Alternative text.
+    pub alt: Option<String>,
+    /// A title.
+    pub title: Option<String>,
+    /// A description.
+    pub description: Option<String>,
+    /// Tags, normalised.
+    pub tags: Vec<Tag>,
+    /// The thing it belongs to.
+    pub entity: Option<EntityLink>,
+    /// Grows by one with every stored change; the `ETag` of every answer that shows the media.
+    pub version: u64,
     /// URL of the original (ready only).
     pub original_url: Option<String>,
     /// URLs of the thumbnails by name (ready only).
@@ -198,11 +216,20 @@ impl MediaService {
                 thumbnails.insert(name.clone(), self.url(&d.key).await?);
             }
         }
+        let kind = media.kind();
         Ok(MediaView {
             id: media.id,
             status: media.status,
             filename: media.filename,
             content_type: media.content_type,
+            kind,
+            size: media.size,
+            alt: media.describe.alt,
+            title: media.describe.title,
+            description: media.describe.description,
+            tags: media.describe.tags,
+            entity: media.describe.entity,
+            version: media.version,
             original_url,
             thumbnails,
             metadata: media.metadata,

@@ -1,26 +1,38 @@
 //! [`DynamoMediaRepository`]: the media repository port on one DynamoDB table.
 
-use std::collections::{BTreeMap, HashMap};
+mod item;
+mod list;
+
+use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
+use media_core::describe::Descriptive;
 use media_core::domain::{
-    ContentType, ImageMetadata, Media, MediaId, MediaStatus, ObjectKey, OwnerId, Rejection,
-    StoredDerivative, format_time, parse_time,
+    ImageMetadata, Media, MediaId, MediaStatus, ObjectKey, OwnerId, Rejection, StoredDerivative,
+    format_time,
 };
-use media_core::ports::{CleanupQueue, MediaRepository, RepoError, Transition};
+use media_core::ports::{
+    CleanupQueue, ListPage, ListPosition, ListQuery, MediaRepository, RepoError, Transition,
+};
 use time::OffsetDateTime;
+
+use item::{PURGE_NOW, descriptive_attributes, from_item, json, n, s, status, to_item};
 
 /// Name of the index that lists an owner's media newest first.
 pub const OWNER_INDEX: &str = "by-owner";
+/// Name of the sparse index that lists an owner's media linked to one entity, newest first.
+pub const ENTITY_INDEX: &str = "by-entity";
 /// Name of the sparse index that holds cleanup's work lists.
 pub const CLEANUP_INDEX: &str = "cleanup-due";
 /// The table's TTL attribute (`TimeToLiveSpecification` in template.yaml): set on pending records.
 pub const TTL_ATTRIBUTE: &str = "expiresAtEpoch";
-const TTL_BACKSTOP: time::Duration = time::Duration::days(1);
 
 /// [`MediaRepository`] on one DynamoDB table: key `id`; index `by-owner` (`ownerId`, `createdAt`);
-/// sparse index `cleanup-due` (`gcQueue`, `gcDue`) holding only records cleanup must act on.
+/// sparse index `by-entity` (`entityKey`, `createdAt`) of the records linked to an entity; sparse
+/// index `cleanup-due` (`gcQueue`, `gcDue`) holding only records cleanup must act on.
+///
+/// Every change of a record adds one to its `version` (the ETag the API shows).
 #[derive(Debug, Clone)]
 pub struct DynamoMediaRepository {
     client: aws_sdk_dynamodb::Client,
@@ -37,6 +49,7 @@ impl DynamoMediaRepository {
     }
 
     /// Runs a conditional update of `id`, mapping a failed condition to [`Transition::Conflict`].
+    /// The update adds one to the record's version (`#v`, `:one`).
     async fn transition(
         &self,
         operation: &'static str,
@@ -52,131 +65,14 @@ impl DynamoMediaRepository {
             .key("id", s(id.as_str()))
             .update_expression(update)
             .condition_expression(condition)
-            .expression_attribute_names("#s", "status");
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_names("#v", "version")
+            .expression_attribute_values(":one", n(1));
         for (name, value) in values {
             req = req.expression_attribute_values(name, value);
         }
         conditional(operation, req.send().await)
     }
-}
-
-fn s(v: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(v.into())
-}
-
-fn status(st: MediaStatus) -> AttributeValue {
-    s(st.as_str())
-}
-
-fn json<T: serde::Serialize>(v: &T) -> AttributeValue {
-    // Serialising plain data structs cannot fail; an empty object is a safe fallback.
-    s(serde_json::to_string(v).unwrap_or_else(|_| "{}".to_owned()))
-}
-
-/// The due time of records that must be purged at once (expired uploads): before every real time.
-const PURGE_NOW: &str = "0000-00-00T00:00:00.000Z";
-
-fn to_item(m: &Media) -> HashMap<String, AttributeValue> {
-    let mut item = HashMap::from([
-        ("id".to_owned(), s(m.id.as_str())),
-        ("ownerId".to_owned(), s(m.owner.as_str())),
-        ("status".to_owned(), status(m.status)),
-        ("filename".to_owned(), s(&m.filename)),
-        ("contentType".to_owned(), s(m.content_type.mime())),
-        ("size".to_owned(), AttributeValue::N(m.size.to_string())),
-        ("objectKey".to_owned(), s(m.key.as_str())),
-        ("createdAt".to_owned(), s(format_time(m.created_at))),
-        ("updatedAt".to_owned(), s(format_time(m.updated_at))),
-    ]);
-    if let Some(t) = m.expires_at {
-        item.insert("expiresAt".to_owned(), s(format_time(t)));
-        if m.status == MediaStatus::Pending {
-            item.insert(
-                "gcQueue".to_owned(),
-                s(CleanupQueue::Pending.partition(&m.id)),
-            );
-            item.insert("gcDue".to_owned(), s(format_time(t)));
-            // DynamoDB's TTL attribute (epoch seconds): a backstop a day after the pending expiry,
-            // so that cleanup, which also removes the upload, normally gets there first.
-            let ttl = (t + TTL_BACKSTOP).unix_timestamp();
-            item.insert(TTL_ATTRIBUTE.to_owned(), AttributeValue::N(ttl.to_string()));
-        }
-    }
-    if let Some(k) = &m.served_original {
-        item.insert("servedKey".to_owned(), s(k.as_str()));
-    }
-    if let Some(n) = m.served_size {
-        item.insert("servedSize".to_owned(), AttributeValue::N(n.to_string()));
-    }
-    if let Some(t) = m.deleted_at {
-        item.insert("deletedAt".to_owned(), s(format_time(t)));
-    }
-    if let Some(meta) = &m.metadata {
-        item.insert("metadata".to_owned(), json(meta));
-    }
-    if !m.derivatives.is_empty() {
-        item.insert("derivatives".to_owned(), json(&m.derivatives));
-    }
-    if let Some(r) = &m.rejection {
-        item.insert("rejection".to_owned(), json(r));
-    }
-    item
-}
-
-fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Media, RepoError> {
-    let id_text = item
-        .get("id")
-        .and_then(|v| v.as_s().ok())
-        .cloned()
-        .unwrap_or_default();
-    let bad = |reason: String| RepoError::Malformed {
-        id: id_text.clone(),
-        reason,
-    };
-    let text = |name: &str| {
-        item.get(name)
-            .and_then(|v| v.as_s().ok())
-            .map(String::as_str)
-    };
-    let req = |name: &str| text(name).ok_or_else(|| bad(format!("missing {name}")));
-    let time_of = |name: &str| -> Result<Option<OffsetDateTime>, RepoError> {
-        text(name)
-            .map(parse_time)
-            .transpose()
-            .map_err(|e| bad(e.to_string()))
-    };
-    fn parse_json<T: serde::de::DeserializeOwned>(raw: Option<&str>) -> Result<Option<T>, String> {
-        raw.map(serde_json::from_str)
-            .transpose()
-            .map_err(|e| e.to_string())
-    }
-    Ok(Media {
-        id: MediaId::parse(&id_text).map_err(|e| bad(e.to_string()))?,
-        owner: OwnerId::parse(req("ownerId")?).map_err(|e| bad(e.to_string()))?,
-        status: MediaStatus::parse(req("status")?).map_err(|e| bad(e.to_string()))?,
-        filename: req("filename")?.to_owned(),
-        content_type: ContentType::parse(req("contentType")?).map_err(|e| bad(e.to_string()))?,
-        size: item
-            .get("size")
-            .and_then(|v| v.as_n().ok())
-            .and_then(|n| n.parse().ok())
-            .ok_or_else(|| bad("missing size".into()))?,
-        key: ObjectKey::from_raw(req("objectKey")?),
-        created_at: time_of("createdAt")?.ok_or_else(|| bad("missing createdAt".into()))?,
-        updated_at: time_of("updatedAt")?.ok_or_else(|| bad("missing updatedAt".into()))?,
-        expires_at: time_of("expiresAt")?,
-        deleted_at: time_of("deletedAt")?,
-        served_original: text("servedKey").map(ObjectKey::from_raw),
-        served_size: item
-            .get("servedSize")
-            .and_then(|v| v.as_n().ok())
-            .and_then(|n| n.parse().ok()),
-        metadata: parse_json(text("metadata")).map_err(bad)?,
-        derivatives: parse_json::<BTreeMap<String, StoredDerivative>>(text("derivatives"))
-            .map_err(bad)?
-            .unwrap_or_default(),
-        rejection: parse_json(text("rejection")).map_err(bad)?,
-    })
 }
 
 /// The outcome of a conditional write: a failed condition is [`Transition::Conflict`], any other
@@ -234,20 +130,71 @@ impl MediaRepository for DynamoMediaRepository {
         out.item().map(from_item).transpose()
     }
 
-    async fn list_by_owner(&self, owner: &OwnerId, limit: usize) -> Result<Vec<Media>, RepoError> {
-        let out = self
+    async fn list(
+        &self,
+        owner: &OwnerId,
+        query: &ListQuery,
+        start: Option<&ListPosition>,
+        limit: usize,
+    ) -> Result<ListPage, RepoError> {
+        list::list(&self.client, &self.table, owner, query, start, limit).await
+    }
+
+    async fn describe(
+        &self,
+        id: &MediaId,
+        owner: &OwnerId,
+        expected: u64,
+        fields: &Descriptive,
+        now: OffsetDateTime,
+    ) -> Result<Transition, RepoError> {
+        let (set, unset) = descriptive_attributes(owner, fields);
+        let mut update = String::from("SET #v = :next, updatedAt = :now");
+        let mut req = self
             .client
-            .query()
+            .update_item()
             .table_name(&self.table)
-            .index_name(OWNER_INDEX)
-            .key_condition_expression("ownerId = :o")
-            .expression_attribute_values(":o", s(owner.as_str()))
-            .scan_index_forward(false)
-            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .key("id", s(id.as_str()))
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_names("#v", "version")
+            .expression_attribute_values(":next", n(expected.saturating_add(1)))
+            .expression_attribute_values(":expected", n(expected))
+            .expression_attribute_values(":now", s(format_time(now)))
+            .expression_attribute_values(":owner", s(owner.as_str()))
+            .expression_attribute_values(":pending", status(MediaStatus::Pending))
+            .expression_attribute_values(":ready", status(MediaStatus::Ready))
+            .expression_attribute_values(":rejected", status(MediaStatus::Rejected));
+        // Attribute names are placeholders too: `description` and others are reserved words.
+        for (i, (name, value)) in set.into_iter().enumerate() {
+            update.push_str(&format!(", #a{i} = :a{i}"));
+            req = req
+                .expression_attribute_names(format!("#a{i}"), name)
+                .expression_attribute_values(format!(":a{i}"), value);
+        }
+        if !unset.is_empty() {
+            update.push_str(" REMOVE ");
+            for (i, name) in unset.into_iter().enumerate() {
+                if i > 0 {
+                    update.push_str(", ");
+                }
+                update.push_str(&format!("#r{i}"));
+                req = req.expression_attribute_names(format!("#r{i}"), name);
+            }
+        }
+        // Records written before versions existed are at version 1 without the attribute.
+        let version = if expected == 1 {
+            "(#v = :expected OR attribute_not_exists(#v))"
+        } else {
+            "#v = :expected"
+        };
+        let condition =
+            format!("ownerId = :owner AND #s IN (:pending, :ready, :rejected) AND {version}");
+        let result = req
+            .update_expression(update)
+            .condition_expression(condition)
             .send()
-            .await
-            .map_err(|e| backend("list an owner's media")(Box::new(e)))?;
-        out.items().iter().map(from_item).collect()
+            .await;
+        conditional("describe media", result)
     }
 
     async fn mark_ready(
@@ -262,13 +209,13 @@ impl MediaRepository for DynamoMediaRepository {
         self.transition(
             "mark media ready",
             id,
-            "SET #s = :ready, servedKey = :k, servedSize = :n, metadata = :m, derivatives = :d, updatedAt = :now REMOVE gcQueue, gcDue, expiresAt, expiresAtEpoch",
+            "SET #v = if_not_exists(#v, :one) + :one, #s = :ready, servedKey = :k, servedSize = :n, metadata = :m, derivatives = :d, updatedAt = :now REMOVE gcQueue, gcDue, expiresAt, expiresAtEpoch",
             "#s = :pending",
             vec![
                 (":ready", status(MediaStatus::Ready)),
                 (":pending", status(MediaStatus::Pending)),
                 (":k", s(served_original.as_str())),
-                (":n", AttributeValue::N(served_size.to_string())),
+                (":n", n(served_size)),
                 (":m", json(metadata)),
                 (":d", json(derivatives)),
                 (":now", s(format_time(now))),
@@ -286,7 +233,7 @@ impl MediaRepository for DynamoMediaRepository {
         self.transition(
             "mark media rejected",
             id,
-            "SET #s = :rejected, rejection = :r, updatedAt = :now REMOVE gcQueue, gcDue, expiresAt, expiresAtEpoch",
+            "SET #v = if_not_exists(#v, :one) + :one, #s = :rejected, rejection = :r, updatedAt = :now REMOVE gcQueue, gcDue, expiresAt, expiresAtEpoch",
             "#s = :pending",
             vec![
                 (":rejected", status(MediaStatus::Rejected)),
@@ -308,7 +255,7 @@ impl MediaRepository for DynamoMediaRepository {
         self.transition(
             "soft-delete media",
             id,
-            "SET #s = :deleted, deletedAt = :now, updatedAt = :now, gcQueue = :purge, gcDue = :now REMOVE expiresAt, expiresAtEpoch",
+            "SET deletedFrom = #s, #v = if_not_exists(#v, :one) + :one, #s = :deleted, deletedAt = :now, updatedAt = :now, gcQueue = :purge, gcDue = :now REMOVE expiresAt, expiresAtEpoch",
             "ownerId = :owner AND #s IN (:pending, :ready, :rejected)",
             vec![
                 (":deleted", status(MediaStatus::Deleted)),
@@ -328,7 +275,7 @@ impl MediaRepository for DynamoMediaRepository {
         self.transition(
             "expire a pending upload",
             id,
-            "SET #s = :expired, updatedAt = :now, gcQueue = :purge, gcDue = :due",
+            "SET #v = if_not_exists(#v, :one) + :one, #s = :expired, updatedAt = :now, gcQueue = :purge, gcDue = :due",
             "#s = :pending",
             vec![
                 (":expired", status(MediaStatus::Expired)),

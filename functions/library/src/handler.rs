@@ -1,0 +1,133 @@
+//! `GET /api/v1/upload`: a page of the caller's media; `PATCH /api/v1/upload/{mediaId}`: a JSON
+//! merge patch of its descriptive fields. Each route is translated to its one use case.
+
+use std::convert::Infallible;
+
+use lambda_http::{Body, Request, RequestExt, Response};
+use media_core::MediaService;
+use media_core::api::{self, ApiError};
+use media_core::describe::DescriptivePatch;
+use media_core::list::{ListRequest, ListResponse};
+use media_core::service::MediaView;
+
+/// Handles one request, by the route API Gateway matched.
+pub async fn handle(service: &MediaService, req: Request) -> Result<Response<Body>, Infallible> {
+    let route = req
+        .request_context_ref()
+        .and_then(|ctx| match ctx {
+            lambda_http::request::RequestContext::ApiGatewayV2(c) => c.route_key.clone(),
+            _ => None,
+        })
+        .unwrap_or_default();
+    Ok(match route.as_str() {
+        "GET /api/v1/upload" => api::respond(200, list(service, &req).await),
+        "PATCH /api/v1/upload/{mediaId}" => api::media_response(200, update(service, &req).await),
+        _ => ApiError::new(404, "route_not_found", format!("no route {route:?} here"))
+            .into_response(),
+    })
+}
+
+async fn list(service: &MediaService, req: &Request) -> Result<ListResponse, ApiError> {
+    let owner = api::owner(req)?;
+    let request = ListRequest::parse(|name| api::query_param(req, name))?;
+    Ok(service.list_media(&owner, request).await?)
+}
+
+async fn update(service: &MediaService, req: &Request) -> Result<MediaView, ApiError> {
+    let owner = api::owner(req)?;
+    let id = api::media_id_param(req)?;
+    let patch = DescriptivePatch::parse(&api::merge_patch_body(req)?)
+        .map_err(|e| ApiError::new(400, "invalid_request", e.to_string()))?;
+    Ok(service
+        .update_media(&owner, &id, patch, api::if_match(req))
+        .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use media_provision::testkit::{SAMPLE_OWNER, TestStack, corpus_file, sample_event};
+    use serde_json::{Value, json};
+
+    async fn call(
+        stack: &TestStack,
+        event: &Value,
+    ) -> Result<(u16, Option<String>, Value), Box<dyn std::error::Error>> {
+        let Ok(resp) = handle(
+            &stack.service,
+            lambda_http::request::from_str(&event.to_string())?,
+        )
+        .await;
+        let etag = resp
+            .headers()
+            .get("etag")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = if resp.body().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(resp.body().as_ref())?
+        };
+        Ok((resp.status().as_u16(), etag, body))
+    }
+
+    #[tokio::test]
+    async fn the_sample_events_list_and_describe_the_owners_media()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let stack = TestStack::new(&[]).await?;
+        let jpeg = corpus_file("Kodak_CX7530.jpg")?;
+        let media = stack
+            .upload(SAMPLE_OWNER, "image/jpeg", &jpeg, false)
+            .await?;
+        let id = media.media_id.as_str();
+
+        let patch: Value = serde_json::from_str(&sample_event("library", "update.json", id)?)?;
+        let (status, etag, body) = call(&stack, &patch).await?;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(etag.as_deref(), Some("\"2\""));
+        assert_eq!(body["alt"], "A red bicycle against a wall");
+        assert_eq!(body["tags"], json!(["bicycle", "red"]));
+        assert_eq!(body["entity"], json!({"type": "product", "id": "42"}));
+        assert_eq!(body["version"], 2);
+
+        let list: Value = serde_json::from_str(&sample_event("library", "list.json", id)?)?;
+        let (status, _, body) = call(&stack, &list).await?;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["items"][0]["id"], id);
+        assert_eq!(body["nextCursor"], Value::Null);
+
+        // A stale If-Match changes nothing.
+        let mut stale = patch.clone();
+        stale["headers"]["if-match"] = json!("\"1\"");
+        let (status, _, body) = call(&stack, &stale).await?;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (412, Some("precondition_failed"))
+        );
+
+        // Someone else's media is not found; a field that is not descriptive is named.
+        let other = stack
+            .upload("someone-else", "image/jpeg", &jpeg, false)
+            .await?;
+        let foreign: Value = serde_json::from_str(&sample_event(
+            "library",
+            "update.json",
+            other.media_id.as_str(),
+        )?)?;
+        assert_eq!(call(&stack, &foreign).await?.0, 404);
+        let mut bad = patch.clone();
+        bad["body"] = json!(r#"{"status":"ready"}"#);
+        let (status, _, body) = call(&stack, &bad).await?;
+        assert_eq!(status, 400);
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("status:")
+        );
+        let mut plain = patch.clone();
+        plain["headers"]["content-type"] = json!("text/plain");
+        assert_eq!(call(&stack, &plain).await?.0, 415);
+        Ok(())
+    }
+}
