@@ -224,6 +224,14 @@ async fn every_sample_event_runs_through_the_lambda_runtime_api() -> TestResult 
 
     let (status, _) = http(&run("delete", "delete.json").await?)?;
     assert_eq!(status, 204);
+    let (status, body) = http(&run("library", "restore.json").await?)?;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("ready")),
+        "{body}"
+    );
+    let (status, _) = http(&run("delete", "delete.json").await?)?;
+    assert_eq!(status, 204);
 
     let summary = run("cleanup", "scheduled.json").await?;
     assert_eq!(summary["purged"], 1, "{summary}");

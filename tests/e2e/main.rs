@@ -6,6 +6,7 @@ mod faults;
 mod invoke;
 mod library;
 mod operations;
+mod restore;
 mod template;
 
 use std::time::Duration;
@@ -166,10 +167,20 @@ async fn a_photo_goes_through_its_whole_life_and_leaves_nothing_behind() -> Test
         (404, Some("not_found"))
     );
     assert_eq!(t.confirm(&alice, id).await?.status, 404);
+    // Nothing serves after a delete; the versions stay for a restore until cleanup.
+    assert_eq!(t.object_keys().await?, Vec::<String>::new());
+    let versions = t
+        .direct
+        .s3
+        .list_object_versions()
+        .bucket(&t.app.service.config().bucket)
+        .prefix("derivatives/")
+        .send()
+        .await?;
     assert_eq!(
-        t.object_keys().await?.len(),
+        versions.versions().len(),
         4,
-        "soft delete keeps the objects until cleanup"
+        "soft delete keeps the objects' versions until cleanup"
     );
 
     let summary = t.app.service.run_cleanup().await?;

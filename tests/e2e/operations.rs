@@ -100,6 +100,37 @@ async fn ops(overrides: &[(&str, &str)], cdn: bool) -> TestResult<Ops> {
 }
 
 impl Ops {
+    /// The paths of every invalidation of the distribution, one list per invalidation.
+    async fn invalidations(&self, distribution: &str) -> TestResult<Vec<Vec<String>>> {
+        let cf = self.clients.cloudfront();
+        let list = cf
+            .list_invalidations()
+            .distribution_id(distribution)
+            .send()
+            .await?;
+        let mut out = Vec::new();
+        for summary in list
+            .invalidation_list()
+            .map(|l| l.items().to_vec())
+            .unwrap_or_default()
+        {
+            let inv = cf
+                .get_invalidation()
+                .distribution_id(distribution)
+                .id(summary.id())
+                .send()
+                .await?;
+            out.push(
+                inv.invalidation()
+                    .and_then(|i| i.invalidation_batch())
+                    .and_then(|b| b.paths())
+                    .map(|p| p.items().to_vec())
+                    .unwrap_or_default(),
+            );
+        }
+        Ok(out)
+    }
+
     /// Presigns and PUTs `bytes` as `owner`, then runs processing as the S3 event would.
     async fn upload_and_process(&self, owner: &OwnerId, bytes: &[u8]) -> TestResult<MediaId> {
         let presigned = self
@@ -227,6 +258,25 @@ async fn cleanup_invalidates_the_cdn_paths_of_purged_media_in_one_batch() -> Tes
     );
     t.service.delete_media(&owner, &first).await?;
     t.service.delete_media(&owner, &second).await?;
+    let dist = t
+        .clients
+        .cloudfront()
+        .list_distributions()
+        .send()
+        .await?
+        .distribution_list()
+        .and_then(|l| l.items().iter().find(|d| d.comment() == "e2e").cloned())
+        .ok_or("no distribution")?;
+    // Each delete invalidates its media's folder at once, with one wildcard path.
+    let after_deletes = t.invalidations(dist.id()).await?;
+    let mut wildcards: Vec<Vec<String>> = after_deletes.into_iter().collect();
+    wildcards.sort();
+    let mut expected = vec![
+        vec![format!("/derivatives/{first}/*")],
+        vec![format!("/derivatives/{second}/*")],
+    ];
+    expected.sort();
+    assert_eq!(wildcards, expected);
 
     let summary = t.service.run_cleanup().await?;
     assert_eq!(
@@ -240,42 +290,14 @@ async fn cleanup_invalidates_the_cdn_paths_of_purged_media_in_one_batch() -> Tes
         "{summary:?}"
     );
 
-    // One invalidation, naming exactly the deleted derivatives of the two purged media.
-    let dist = t
-        .clients
-        .cloudfront()
-        .list_distributions()
-        .send()
-        .await?
-        .distribution_list()
-        .and_then(|l| l.items().iter().find(|d| d.comment() == "e2e").cloned())
-        .ok_or("no distribution")?;
-    let list = t
-        .clients
-        .cloudfront()
-        .list_invalidations()
-        .distribution_id(dist.id())
-        .send()
-        .await?;
-    let invalidations = list
-        .invalidation_list()
-        .map(|l| l.items().to_vec())
-        .unwrap_or_default();
-    assert_eq!(invalidations.len(), 1, "{invalidations:?}");
-    let inv = t
-        .clients
-        .cloudfront()
-        .get_invalidation()
-        .distribution_id(dist.id())
-        .id(invalidations[0].id())
-        .send()
-        .await?;
-    let mut paths: Vec<String> = inv
-        .invalidation()
-        .and_then(|i| i.invalidation_batch())
-        .and_then(|b| b.paths())
-        .map(|p| p.items().to_vec())
-        .unwrap_or_default();
+    // Cleanup adds one invalidation, naming exactly the deleted derivatives of the two purged
+    // media (a backstop, should a delete's invalidation have failed).
+    let all = t.invalidations(dist.id()).await?;
+    assert_eq!(all.len(), 3, "{all:?}");
+    let mut paths = all
+        .into_iter()
+        .find(|p| p.len() > 1)
+        .ok_or("no invalidation from cleanup")?;
     paths.sort();
     assert_eq!(paths.len(), 8, "{paths:?}");
     for p in &paths {
@@ -290,17 +312,7 @@ async fn cleanup_invalidates_the_cdn_paths_of_purged_media_in_one_batch() -> Tes
     // A run with nothing to purge makes no invalidation.
     let again = t.service.run_cleanup().await?;
     assert_eq!(again.invalidated_paths, 0);
-    let count = t
-        .clients
-        .cloudfront()
-        .list_invalidations()
-        .distribution_id(dist.id())
-        .send()
-        .await?
-        .invalidation_list()
-        .map(|l| l.items().len())
-        .unwrap_or_default();
-    assert_eq!(count, 1);
+    assert_eq!(t.invalidations(dist.id()).await?.len(), 3);
 
     assert_eq!(t.metric("cleanup_purged_total", &[]), 2.0);
     assert_eq!(t.metric("cleanup_invalidated_paths_total", &[]), 8.0);

@@ -236,6 +236,23 @@ fn the_bucket_is_private_encrypted_tls_only_and_triggers_only_on_uploads() -> Te
     let rules = serde_yaml::to_string(&bucket["LifecycleConfiguration"])?;
     assert!(rules.contains("AbortIncompleteMultipartUpload"));
     assert!(rules.contains("Prefix: uploads/"));
+    // Versioned, so that a delete stops serving at once and a restore brings objects back; the
+    // old versions of served objects outlive the longest grace period by a day.
+    assert_eq!(
+        bucket["VersioningConfiguration"]["Status"].as_str(),
+        Some("Enabled")
+    );
+    let served = bucket["LifecycleConfiguration"]["Rules"]
+        .as_sequence()
+        .ok_or("no lifecycle rules")?
+        .iter()
+        .find(|r| r["Prefix"].as_str() == Some("derivatives/"))
+        .ok_or("no lifecycle rule for derivatives/")?;
+    let days = served["NoncurrentVersionExpiration"]["NoncurrentDays"]
+        .as_u64()
+        .ok_or("no NoncurrentDays")?;
+    assert!(days as f64 * 24.0 > media_core::config::MAX_GRACE_PERIOD_HOURS);
+    assert_eq!(served["ExpiredObjectDeleteMarker"].as_bool(), Some(true));
 
     let process = &t["Resources"]["ProcessFunction"]["Properties"];
     let filter = &process["Events"]["Uploaded"]["Properties"]["Filter"]["S3Key"]["Rules"][0];
@@ -255,10 +272,13 @@ fn the_bucket_is_private_encrypted_tls_only_and_triggers_only_on_uploads() -> Te
 
 /// The least set of (action, resource) each function needs, from what its code calls:
 /// presign writes a record and signs PUTs to uploads/; confirm reads a record, HEADs the upload and
-/// signs GETs; get reads a record and signs GETs of what is served; delete updates a record;
-/// process reads and updates a record, reads and deletes the upload, writes (and on a race deletes)
-/// derivatives; cleanup queries its index, updates and deletes records, lists and deletes objects,
-/// and invalidates the CDN.
+/// signs GETs; get reads a record and signs GETs of what is served; library queries the owner and
+/// entity indexes, reads and updates a record, signs GETs, and for a restore lists the versions of
+/// one media's served objects and removes their delete markers; delete reads and updates a record,
+/// puts delete markers on the served objects and invalidates the CDN; process reads and updates a
+/// record, reads and deletes the upload, writes (and on a race deletes) derivatives; cleanup
+/// queries its index, updates and deletes records, reads and deletes objects, and invalidates the
+/// CDN.
 const LEAST: &[(&str, &[(&str, &str)])] = &[
     (
         "presign",
@@ -290,9 +310,19 @@ const LEAST: &[(&str, &[(&str, &str)])] = &[
             ("dynamodb:GetItem", "table"),
             ("dynamodb:UpdateItem", "table"),
             ("s3:GetObject", "bucket/derivatives/*"),
+            ("s3:ListBucketVersions", "bucket"),
+            ("s3:DeleteObjectVersion", "bucket/derivatives/*"),
         ],
     ),
-    ("delete", &[("dynamodb:UpdateItem", "table")]),
+    (
+        "delete",
+        &[
+            ("dynamodb:GetItem", "table"),
+            ("dynamodb:UpdateItem", "table"),
+            ("s3:DeleteObject", "bucket/derivatives/*"),
+            ("cloudfront:CreateInvalidation", "distribution"),
+        ],
+    ),
     (
         "process",
         &[
@@ -363,7 +393,8 @@ fn each_function_holds_exactly_its_least_privilege() -> TestResult {
     };
     assert!(!holds("get", "s3:PutObject") && !holds("get", "dynamodb:UpdateItem"));
     assert!(!holds("presign", "s3:GetObject"));
-    // No function lists the bucket: cleanup deletes the keys records name.
+    // No function lists the bucket: cleanup deletes the keys records name. (A restore lists the
+    // versions under one media's prefix: its grant is conditioned on the derivatives prefix.)
     assert!(
         !LEAST
             .iter()

@@ -240,6 +240,18 @@ impl TestApp {
         reply(req.send().await?).await
     }
 
+    /// `POST /api/v1/upload/{id}/restore`.
+    pub async fn restore(&self, token: &str, id: &str) -> TestResult<Reply> {
+        reply(
+            self.http
+                .post(self.api(&format!("/api/v1/upload/{id}/restore")))
+                .bearer_auth(token)
+                .send()
+                .await?,
+        )
+        .await
+    }
+
     /// Polls GET until the media leaves `pending` (at most 30 s, 150 polls) and returns it.
     pub async fn wait_processed(&self, token: &str, id: &str) -> TestResult<Value> {
         let deadline = Instant::now() + Duration::from_secs(30);

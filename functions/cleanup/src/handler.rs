@@ -46,8 +46,8 @@ mod tests {
             .await?;
         assert_eq!(
             stack.object_keys().await?.len(),
-            5,
-            "original + 3 thumbnails + the kept original"
+            1,
+            "the deleted media serves nothing; the kept upload is still there"
         );
 
         let event = |text: String| -> Result<_, serde_json::Error> {

@@ -5,7 +5,7 @@ use media_core::Config;
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = Config::from_env()?;
-    let service = media_aws::wire::cleanup_service(&config).await;
+    let service = media_aws::wire::service_with_cdn(&config).await;
     run(service_fn(|event| {
         cleanup::handler::handle(&service, event)
     }))

@@ -5,6 +5,6 @@ use media_core::Config;
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
     let config = Config::from_env()?;
-    let service = media_aws::wire::service(&config).await;
+    let service = media_aws::wire::service_with_cdn(&config).await;
     run(service_fn(|req| delete::handler::handle(&service, req))).await
 }

@@ -1,5 +1,7 @@
-//! `GET /api/v1/upload`: a page of the caller's media; `PATCH /api/v1/upload/{mediaId}`: a JSON
-//! merge patch of its descriptive fields. Each route is translated to its one use case.
+//! The caller's media library. `GET /api/v1/upload`: a page of the caller's media;
+//! `PATCH /api/v1/upload/{mediaId}`: a JSON merge patch of its descriptive fields;
+//! `POST /api/v1/upload/{mediaId}/restore`: undo a delete. Each route is translated to its one
+//! use case.
 
 use std::convert::Infallible;
 
@@ -22,6 +24,9 @@ pub async fn handle(service: &MediaService, req: Request) -> Result<Response<Bod
     Ok(match route.as_str() {
         "GET /api/v1/upload" => api::respond(200, list(service, &req).await),
         "PATCH /api/v1/upload/{mediaId}" => api::media_response(200, update(service, &req).await),
+        "POST /api/v1/upload/{mediaId}/restore" => {
+            api::media_response(200, restore(service, &req).await)
+        }
         _ => ApiError::new(404, "route_not_found", format!("no route {route:?} here"))
             .into_response(),
     })
@@ -41,6 +46,12 @@ async fn update(service: &MediaService, req: &Request) -> Result<MediaView, ApiE
     Ok(service
         .update_media(&owner, &id, patch, api::if_match(req))
         .await?)
+}
+
+async fn restore(service: &MediaService, req: &Request) -> Result<MediaView, ApiError> {
+    let owner = api::owner(req)?;
+    let id = api::media_id_param(req)?;
+    Ok(service.restore_media(&owner, &id).await?)
 }
 
 #[cfg(test)]

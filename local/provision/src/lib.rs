@@ -51,16 +51,28 @@ pub fn local_endpoint() -> Result<String, ProvisionError> {
 /// Creates the bucket if it does not exist.
 pub async fn ensure_bucket(clients: &AwsClients, bucket: &str) -> Result<(), ProvisionError> {
     match clients.s3.create_bucket().bucket(bucket).send().await {
-        Ok(_) => Ok(()),
+        Ok(_) => {}
         Err(e)
             if e.as_service_error().is_some_and(|s| {
                 s.is_bucket_already_owned_by_you() || s.is_bucket_already_exists()
-            }) =>
-        {
-            Ok(())
-        }
-        Err(e) => Err(failed(format!("create bucket {bucket}"))(Box::new(e))),
+            }) => {}
+        Err(e) => return Err(failed(format!("create bucket {bucket}"))(Box::new(e))),
     }
+    // Versioned, as in template.yaml: a deleted media's objects stop serving at once and a
+    // restore brings their versions back.
+    clients
+        .s3
+        .put_bucket_versioning()
+        .bucket(bucket)
+        .versioning_configuration(
+            aws_sdk_s3::types::VersioningConfiguration::builder()
+                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|e| failed(format!("enable versioning on {bucket}"))(Box::new(e)))?;
+    Ok(())
 }
 
 /// Creates the media table with its three indexes if it does not exist.

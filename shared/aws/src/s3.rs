@@ -252,7 +252,72 @@ impl ObjectStore for S3ObjectStore {
             .map_err(|e| store_err("delete an object", e))?;
         Ok(())
     }
+
+    async fn undelete(&self, keys: &[ObjectKey]) -> Result<Vec<ObjectKey>, StoreError> {
+        let mut folders: Vec<&str> = keys.iter().map(ObjectKey::folder).collect();
+        folders.sort_unstable();
+        folders.dedup();
+        let mut markers = Vec::new();
+        let mut versioned = std::collections::BTreeSet::new();
+        for folder in folders {
+            // One listing per media folder (a handful of keys), every page of it.
+            let (mut key_marker, mut version_marker) = (None, None);
+            for _ in 0..MAX_VERSION_PAGES {
+                let out = self
+                    .client
+                    .list_object_versions()
+                    .bucket(&self.bucket)
+                    .prefix(folder)
+                    .set_key_marker(key_marker.take())
+                    .set_version_id_marker(version_marker.take())
+                    .send()
+                    .await
+                    .map_err(|e| store_err("list an object's versions", e))?;
+                let wanted = |k: Option<&str>| keys.iter().any(|w| Some(w.as_str()) == k);
+                for m in out.delete_markers() {
+                    if let (true, Some(k), Some(v)) = (wanted(m.key()), m.key(), m.version_id()) {
+                        markers.push((k.to_owned(), v.to_owned()));
+                    }
+                }
+                for v in out.versions() {
+                    if let (true, Some(k)) = (wanted(v.key()), v.key()) {
+                        versioned.insert(k.to_owned());
+                    }
+                }
+                if out.is_truncated() != Some(true) {
+                    break;
+                }
+                key_marker = out.next_key_marker().map(str::to_owned);
+                version_marker = out.next_version_id_marker().map(str::to_owned);
+            }
+        }
+        let missing: Vec<ObjectKey> = keys
+            .iter()
+            .filter(|k| !versioned.contains(k.as_str()))
+            .cloned()
+            .collect();
+        // Deleting a delete marker (by its version id) makes the version under it current again.
+        futures_util::future::try_join_all(
+            markers
+                .iter()
+                .filter(|(k, _)| versioned.contains(k))
+                .map(|(key, version)| {
+                    self.client
+                        .delete_object()
+                        .bucket(&self.bucket)
+                        .key(key)
+                        .version_id(version)
+                        .send()
+                }),
+        )
+        .await
+        .map_err(|e| store_err("remove a delete marker", e))?;
+        Ok(missing)
+    }
 }
+
+/// Most pages of versions read for one media folder (1,000 entries each; a media has a handful).
+const MAX_VERSION_PAGES: usize = 10;
 
 fn canonical_header(name: &str) -> String {
     match name.to_ascii_lowercase().as_str() {

@@ -1,7 +1,7 @@
 //! Wiring: the service over S3 and DynamoDB as the functions run it, and the CloudFront cache for
-//! cleanup when a distribution is configured. The image processor is not wired here: only the
+//! delete and cleanup when a distribution is configured. The image processor is not wired here: only the
 //! process function adds one. Each function calls the one constructor it needs, so a binary links
-//! only the adapters it uses (the API functions carry no CloudFront client).
+//! only the adapters it uses (only delete and cleanup carry a CloudFront client).
 
 use std::sync::Arc;
 
@@ -12,15 +12,15 @@ use media_core::{Config, MediaService};
 use crate::{AwsClients, CloudFrontCache, DynamoMediaRepository, S3ObjectStore};
 
 /// The service as the API and process functions run it: clients from the environment, built once
-/// at cold start; no CDN cache (only cleanup invalidates).
+/// at cold start; no CDN cache (only delete and cleanup invalidate).
 pub async fn service(config: &Config) -> MediaService {
     let clients = AwsClients::from_config(config).await;
     without_cdn(config, &clients)
 }
 
-/// The service as the cleanup function runs it: with the CloudFront cache when
-/// `CDN_DISTRIBUTION_ID` is set.
-pub async fn cleanup_service(config: &Config) -> MediaService {
+/// The service as the delete and cleanup functions run it: with the CloudFront cache when
+/// `CDN_DISTRIBUTION_ID` is set (both stop serving objects).
+pub async fn service_with_cdn(config: &Config) -> MediaService {
     let clients = AwsClients::from_config(config).await;
     with_clients(config, &clients)
 }

@@ -9,6 +9,7 @@ use tracing::{error, warn};
 use crate::domain::{MediaId, OwnerId};
 use crate::list::ListError;
 use crate::presign::PresignError;
+use crate::restore::RestoreError;
 use crate::service::{MediaError, MediaView};
 use crate::update::{IfMatch, UpdateError};
 
@@ -61,6 +62,11 @@ pub const ROUTES: &[Route] = &[
     Route {
         method: "PATCH",
         path: "/api/v1/upload/{mediaId}",
+        function: "library",
+    },
+    Route {
+        method: "POST",
+        path: "/api/v1/upload/{mediaId}/restore",
         function: "library",
     },
 ];
@@ -124,6 +130,7 @@ impl From<MediaError> for ApiError {
             MediaError::NotUploaded => {
                 Self::new(409, "not_uploaded", "the file has not been uploaded yet")
             }
+            MediaError::Contended => Self::new(409, "conflict", e.to_string()),
             MediaError::Store(_) | MediaError::Repo(_) => {
                 error!(error = %e, cause = ?e, "media request failed");
                 Self::internal()
@@ -139,6 +146,20 @@ impl From<ListError> for ApiError {
             ListError::InvalidCursor(m) => Self::new(400, "invalid_cursor", m),
             ListError::Store(_) | ListError::Repo(_) => {
                 error!(error = %e, cause = ?e, "list failed");
+                Self::internal()
+            }
+        }
+    }
+}
+
+impl From<RestoreError> for ApiError {
+    fn from(e: RestoreError) -> Self {
+        match e {
+            RestoreError::NotFound => Self::new(404, "not_found", "no such media"),
+            RestoreError::NotDeleted => Self::new(409, "not_deleted", e.to_string()),
+            RestoreError::Contended => Self::new(409, "conflict", e.to_string()),
+            RestoreError::Store(_) | RestoreError::Repo(_) => {
+                error!(error = %e, cause = ?e, "restore failed");
                 Self::internal()
             }
         }

@@ -10,6 +10,10 @@ use crate::domain::ContentType;
 /// billed per millisecond, so the default is 2; `WEBP_METHOD` changes it.
 pub const DEFAULT_WEBP_METHOD: u8 = 2;
 
+/// The longest grace period: the bucket's lifecycle keeps a deleted media's old object versions
+/// for 8 days (`template.yaml`), so a restore within 7 days always finds them.
+pub const MAX_GRACE_PERIOD_HOURS: f64 = 168.0;
+
 /// A configuration variable that is missing or malformed, by name.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -95,8 +99,9 @@ pub struct Config {
     pub download_url_expiry: Duration,
     /// `CDN_BASE_URL` (optional): when set, URLs are `<CDN_BASE_URL>/<key>`.
     pub cdn_base_url: Option<String>,
-    /// `CLEANUP_GRACE_PERIOD_HOURS` (default 24, fractions allowed): how long soft-deleted media
-    /// stays restorable before cleanup removes it.
+    /// `CLEANUP_GRACE_PERIOD_HOURS` (default 24, fractions allowed, at most
+    /// [`MAX_GRACE_PERIOD_HOURS`]): how long soft-deleted media stays restorable before cleanup
+    /// removes it.
     pub cleanup_grace_period: Duration,
     /// `CLEANUP_BATCH_LIMIT` (default 1000): most media one cleanup run handles per work list.
     pub cleanup_batch_limit: usize,
@@ -233,10 +238,12 @@ impl Config {
             Some(v) => v
                 .parse::<f64>()
                 .ok()
-                .filter(|h| h.is_finite() && *h >= 0.0)
+                .filter(|h| h.is_finite() && (0.0..=MAX_GRACE_PERIOD_HOURS).contains(h))
                 .ok_or(ConfigError::Invalid {
                     name: "CLEANUP_GRACE_PERIOD_HOURS",
-                    reason: format!("{v:?} is not a non-negative number of hours"),
+                    reason: format!(
+                        "{v:?} is not a number of hours from 0 to {MAX_GRACE_PERIOD_HOURS}"
+                    ),
                 })?,
         };
 
@@ -427,6 +434,15 @@ mod tests {
         assert!(
             err.to_string().contains("CLEANUP_GRACE_PERIOD_HOURS"),
             "{err}"
+        );
+        // Past what the bucket keeps of a deleted media's objects.
+        assert!(
+            config(&[
+                ("MEDIA_BUCKET", "b"),
+                ("MEDIA_TABLE", "t"),
+                ("CLEANUP_GRACE_PERIOD_HOURS", "168.5"),
+            ])
+            .is_err()
         );
         let err = config(&[
             ("MEDIA_BUCKET", "b"),

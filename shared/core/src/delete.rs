@@ -1,32 +1,70 @@
-//! Delete: soft-deletes the caller's media; cleanup removes it after the grace period.
+//! Delete: soft-deletes the caller's media and stops serving it at once; cleanup removes it after
+//! the grace period, and a restore before then brings it back.
 
 use time::OffsetDateTime;
-use tracing::info;
+use tracing::{error, info};
 
-use crate::domain::{MediaId, MediaStatus, OwnerId};
+use crate::domain::{Media, MediaId, MediaStatus, OwnerId};
 use crate::ports::Transition;
-use crate::service::{MediaError, MediaService};
+use crate::service::{FlushOnDrop, MediaError, MediaService};
+
+/// How often a delete is tried again when an edit lands between its read and its write.
+const ATTEMPTS: usize = 3;
 
 impl MediaService {
     /// Soft-deletes the caller's media (`pending|ready|rejected` -> `deleted`): gone from the API
-    /// at once, removed by cleanup later. Idempotent: deleting one's own media that is already
-    /// soft-deleted succeeds too, so a retried call whose first answer was lost is not a 404.
+    /// at once, and its objects stop serving (the bucket keeps their versions for a restore; a
+    /// CDN is told to forget them). Cleanup removes it for good after the grace period.
+    ///
+    /// Idempotent: deleting one's own media that is already soft-deleted succeeds too (and hides
+    /// its objects again), so a retried call whose first answer was lost is not a 404.
     pub async fn delete_media(&self, owner: &OwnerId, id: &MediaId) -> Result<(), MediaError> {
-        let transition = self
-            .repo
-            .soft_delete(id, owner, OffsetDateTime::now_utc())
-            .await?;
-        let outcome = match transition {
-            Transition::Applied => "deleted",
-            // The condition failed: our own earlier (or retried) delete, or not the caller's.
-            Transition::Conflict => match self.repo.get(id).await? {
-                Some(m) if m.owner == *owner && m.status == MediaStatus::Deleted => {
-                    "already_deleted"
-                }
+        let _flush = FlushOnDrop(&self.metrics);
+        for _ in 0..ATTEMPTS {
+            let media = match self.repo.get(id).await? {
+                Some(m) if m.owner == *owner => m,
                 _ => return Err(MediaError::NotFound),
-            },
-        };
-        info!(media_id = %id, owner = owner.as_str(), status = "deleted", outcome, "soft-deleted media");
+            };
+            let outcome = match media.status {
+                MediaStatus::Deleted => "already_deleted",
+                MediaStatus::Expired => return Err(MediaError::NotFound),
+                _ => {
+                    let now = OffsetDateTime::now_utc();
+                    match self.repo.soft_delete(&media, now).await? {
+                        Transition::Applied => "deleted",
+                        // Our own write whose answer was lost, or an edit in between: read again.
+                        Transition::Conflict => continue,
+                    }
+                }
+            };
+            self.stop_serving(&media).await?;
+            info!(media_id = %id, owner = owner.as_str(), status = "deleted", outcome, "soft-deleted media");
+            return Ok(());
+        }
+        Err(MediaError::Contended)
+    }
+
+    /// Deletes the objects URLs serve (in a versioned bucket: a delete marker on each, so every
+    /// presigned URL handed out before answers 404), then invalidates them on the CDN.
+    async fn stop_serving(&self, media: &Media) -> Result<(), MediaError> {
+        let keys = media.served_keys();
+        if keys.is_empty() {
+            return Ok(());
+        }
+        self.delete_all(&keys).await?;
+        if let Some(cdn) = &self.cdn {
+            // One wildcard path per folder (the media's own): CloudFront bills invalidations per
+            // path, and a wildcard counts as one.
+            let mut paths: Vec<String> = keys.iter().map(|k| format!("/{}*", k.folder())).collect();
+            paths.dedup();
+            // The origin no longer serves them; if the invalidation fails, cached copies stay
+            // until they expire. Counted and logged, not a failed delete.
+            if let Err(e) = cdn.invalidate(&paths).await {
+                self.metrics
+                    .count("cdn_invalidation_failures_total", &[], 1);
+                error!(media_id = %media.id, error = %e, cause = ?e, "could not invalidate a deleted media's CDN paths");
+            }
+        }
         Ok(())
     }
 }

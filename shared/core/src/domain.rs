@@ -512,6 +512,27 @@ impl Media {
     pub fn kind(&self) -> MediaKind {
         self.content_type.kind()
     }
+
+    /// The keys URLs serve (ready media only): the served original and the thumbnails.
+    pub fn served_keys(&self) -> Vec<ObjectKey> {
+        self.served_original
+            .iter()
+            .chain(self.derivatives.values().map(|d| &d.key))
+            .cloned()
+            .collect()
+    }
+
+    /// The status a restore brings a deleted media back to: the one it had when it was deleted
+    /// (records deleted before that was stored: ready if it has served keys, rejected if it has a
+    /// rejection, else pending).
+    pub fn restored_status(&self) -> MediaStatus {
+        match self.deleted_from {
+            Some(st @ (MediaStatus::Pending | MediaStatus::Ready | MediaStatus::Rejected)) => st,
+            _ if self.served_original.is_some() => MediaStatus::Ready,
+            _ if self.rejection.is_some() => MediaStatus::Rejected,
+            _ => MediaStatus::Pending,
+        }
+    }
 }
 
 /// Formats a timestamp as RFC 3339 UTC with milliseconds, which sorts lexicographically.

@@ -24,6 +24,7 @@ pub mod get;
 pub mod list;
 pub mod presign;
 pub mod process;
+pub mod restore;
 pub mod update;
 
 pub use config::Config;

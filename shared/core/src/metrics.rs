@@ -278,6 +278,11 @@ impl ObjectStore for MeteredObjectStore {
         let r = self.inner.delete(key).await;
         self.note("delete", r)
     }
+
+    async fn undelete(&self, keys: &[ObjectKey]) -> Result<Vec<ObjectKey>, StoreError> {
+        let r = self.inner.undelete(keys).await;
+        self.note("undelete", r)
+    }
 }
 
 #[cfg(test)]

@@ -124,8 +124,13 @@ pub trait ObjectStore: Send + Sync {
         bytes: Vec<u8>,
         content_type: &str,
     ) -> Result<(), StoreError>;
-    /// Deletes an object; deleting a missing object succeeds.
+    /// Deletes an object; deleting a missing object succeeds. The bucket keeps versions: the
+    /// object stops serving at once (every URL of it answers 404), and a restore can bring it back
+    /// until the bucket's lifecycle removes the old version.
     async fn delete(&self, key: &ObjectKey) -> Result<(), StoreError>;
+    /// Brings deleted objects back: removes the delete markers on top of each key so that its
+    /// newest version serves again. Returns the keys that have no version left to bring back.
+    async fn undelete(&self, keys: &[ObjectKey]) -> Result<Vec<ObjectKey>, StoreError>;
 }
 
 /// The result of a conditional state change.
@@ -229,11 +234,19 @@ pub trait MediaRepository: Send + Sync {
         rejection: &Rejection,
         now: OffsetDateTime,
     ) -> Result<Transition, RepoError>;
-    /// Any live state of `owner`'s record -> `deleted`.
+    /// `media` as read (its owner, status and version unchanged since) -> `deleted`, remembering
+    /// the status it had for a restore.
     async fn soft_delete(
         &self,
-        id: &MediaId,
-        owner: &OwnerId,
+        media: &Media,
+        now: OffsetDateTime,
+    ) -> Result<Transition, RepoError>;
+    /// `media` as read (`deleted`, version unchanged since) -> the status it had before the delete
+    /// (`to`), queued again for expiry when that is `pending`.
+    async fn restore(
+        &self,
+        media: &Media,
+        to: MediaStatus,
         now: OffsetDateTime,
     ) -> Result<Transition, RepoError>;
     /// `pending` -> `expired` (queued for purge).

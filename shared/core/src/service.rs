@@ -26,6 +26,9 @@ pub enum MediaError {
     /// Confirm was called before the object arrived.
     #[error("the upload has not arrived yet")]
     NotUploaded,
+    /// Other changes kept landing between a read and its conditional write.
+    #[error("the media kept changing; try again")]
+    Contended,
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),

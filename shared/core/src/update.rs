@@ -81,6 +81,7 @@ impl From<MediaError> for UpdateError {
         match e {
             MediaError::Store(e) => Self::Store(e),
             MediaError::Repo(e) => Self::Repo(e),
+            MediaError::Contended => Self::Contended,
             MediaError::NotFound | MediaError::NotUploaded => Self::NotFound,
         }
     }

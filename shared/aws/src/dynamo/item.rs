@@ -26,6 +26,11 @@ pub(super) const DESCRIPTIVE_ATTRIBUTES: [&str; 7] = [
     "entityKey",
 ];
 
+/// The TTL attribute of a pending record due at `due`: a backstop a day later (epoch seconds).
+pub(super) fn ttl_backstop(due: OffsetDateTime) -> AttributeValue {
+    AttributeValue::N((due + TTL_BACKSTOP).unix_timestamp().to_string())
+}
+
 pub(super) fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
@@ -110,8 +115,7 @@ pub(super) fn to_item(m: &Media) -> HashMap<String, AttributeValue> {
             item.insert("gcDue".to_owned(), s(format_time(t)));
             // DynamoDB's TTL attribute (epoch seconds): a backstop a day after the pending expiry,
             // so that cleanup, which also removes the upload, normally gets there first.
-            let ttl = (t + TTL_BACKSTOP).unix_timestamp();
-            item.insert(TTL_ATTRIBUTE.to_owned(), AttributeValue::N(ttl.to_string()));
+            item.insert(TTL_ATTRIBUTE.to_owned(), ttl_backstop(t));
         }
     }
     if let Some(k) = &m.served_original {

@@ -97,6 +97,16 @@ where
     }
 }
 
+/// The condition that a record is still at version `expected` (records written before versions
+/// existed are at version 1 without the attribute). Uses `#v` and `:expected`.
+fn version_is(expected: u64) -> &'static str {
+    if expected == 1 {
+        "(#v = :expected OR attribute_not_exists(#v))"
+    } else {
+        "#v = :expected"
+    }
+}
+
 fn backend(
     operation: &'static str,
 ) -> impl FnOnce(Box<dyn std::error::Error + Send + Sync>) -> RepoError {
@@ -181,14 +191,10 @@ impl MediaRepository for DynamoMediaRepository {
                 req = req.expression_attribute_names(format!("#r{i}"), name);
             }
         }
-        // Records written before versions existed are at version 1 without the attribute.
-        let version = if expected == 1 {
-            "(#v = :expected OR attribute_not_exists(#v))"
-        } else {
-            "#v = :expected"
-        };
-        let condition =
-            format!("ownerId = :owner AND #s IN (:pending, :ready, :rejected) AND {version}");
+        let condition = format!(
+            "ownerId = :owner AND #s IN (:pending, :ready, :rejected) AND {}",
+            version_is(expected)
+        );
         let result = req
             .update_expression(update)
             .condition_expression(condition)
@@ -247,27 +253,63 @@ impl MediaRepository for DynamoMediaRepository {
 
     async fn soft_delete(
         &self,
-        id: &MediaId,
-        owner: &OwnerId,
+        media: &Media,
         now: OffsetDateTime,
     ) -> Result<Transition, RepoError> {
-        let queue = CleanupQueue::Purge.partition(id);
+        let queue = CleanupQueue::Purge.partition(&media.id);
+        let condition = format!(
+            "ownerId = :owner AND #s = :prior AND {}",
+            version_is(media.version)
+        );
         self.transition(
             "soft-delete media",
-            id,
-            "SET deletedFrom = #s, #v = if_not_exists(#v, :one) + :one, #s = :deleted, deletedAt = :now, updatedAt = :now, gcQueue = :purge, gcDue = :now REMOVE expiresAt, expiresAtEpoch",
-            "ownerId = :owner AND #s IN (:pending, :ready, :rejected)",
+            &media.id,
+            // The pending expiry stays (a restore of a pending upload queues it again); the TTL
+            // backstop goes, so that DynamoDB never drops a record before cleanup purges it.
+            "SET deletedFrom = :prior, #v = if_not_exists(#v, :one) + :one, #s = :deleted, deletedAt = :now, updatedAt = :now, gcQueue = :purge, gcDue = :now REMOVE expiresAtEpoch",
+            &condition,
             vec![
                 (":deleted", status(MediaStatus::Deleted)),
-                (":pending", status(MediaStatus::Pending)),
-                (":ready", status(MediaStatus::Ready)),
-                (":rejected", status(MediaStatus::Rejected)),
-                (":owner", s(owner.as_str())),
+                (":prior", status(media.status)),
+                (":owner", s(media.owner.as_str())),
+                (":expected", n(media.version)),
                 (":purge", s(queue)),
                 (":now", s(format_time(now))),
             ],
         )
         .await
+    }
+
+    async fn restore(
+        &self,
+        media: &Media,
+        to: MediaStatus,
+        now: OffsetDateTime,
+    ) -> Result<Transition, RepoError> {
+        let condition = format!(
+            "ownerId = :owner AND #s = :deleted AND {}",
+            version_is(media.version)
+        );
+        let mut values = vec![
+            (":deleted", status(MediaStatus::Deleted)),
+            (":to", status(to)),
+            (":owner", s(media.owner.as_str())),
+            (":expected", n(media.version)),
+            (":now", s(format_time(now))),
+        ];
+        let update = if to == MediaStatus::Pending {
+            // Back in the pending list, due at its original expiry (at once if that has passed).
+            let due = media.expires_at.unwrap_or(now);
+            values.push((":queue", s(CleanupQueue::Pending.partition(&media.id))));
+            values.push((":due", s(format_time(due))));
+            values.push((":exp", s(format_time(due))));
+            values.push((":ttl", item::ttl_backstop(due)));
+            "SET #s = :to, #v = if_not_exists(#v, :one) + :one, updatedAt = :now, gcQueue = :queue, gcDue = :due, expiresAt = :exp, expiresAtEpoch = :ttl REMOVE deletedAt, deletedFrom"
+        } else {
+            "SET #s = :to, #v = if_not_exists(#v, :one) + :one, updatedAt = :now REMOVE deletedAt, deletedFrom, gcQueue, gcDue"
+        };
+        self.transition("restore media", &media.id, update, &condition, values)
+            .await
     }
 
     async fn expire(&self, id: &MediaId, now: OffsetDateTime) -> Result<Transition, RepoError> {
