@@ -6,7 +6,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 mkdir -p "$root/.local"
 port=${EMULATOR_PORT:-$("$root/.venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
 log="$root/.local/moto-$port.log"
-"$root/.venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
+# moto_server, with DynamoDB's writes serialized as DynamoDB's transactions are (see the script).
+"$root/.venv/bin/python" "$root/scripts/moto-server.py" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
 pid=$!
 trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true' EXIT INT TERM
 

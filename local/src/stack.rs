@@ -10,7 +10,9 @@ use aws_sdk_s3::types::{
 use aws_sdk_sqs::types::QueueAttributeName;
 use media_aws::AwsClients;
 use media_core::Config;
-use media_provision::{ProvisionError, ensure_bucket, ensure_table, failed, local_endpoint};
+use media_provision::{
+    ProvisionError, ensure_bucket, ensure_event_bus, ensure_table, failed, local_endpoint,
+};
 
 /// The provisioned local stack.
 #[derive(Debug, Clone)]
@@ -54,6 +56,10 @@ pub async fn provision(
 
     ensure_bucket(&clients, &config.bucket).await?;
     ensure_table(&clients, &config.table).await?;
+    // State changes go to EVENT_BUS_NAME, created here; unset, to the emulator's default bus.
+    if let Some(bus) = &config.event_bus_name {
+        ensure_event_bus(&clients, bus).await?;
+    }
 
     let queue_name = format!("{}-events", config.bucket);
     let queue_url = sqs

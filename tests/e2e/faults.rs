@@ -86,15 +86,18 @@ async fn wait_for_objects(t: &TestApp, want: &BTreeSet<String>) -> TestResult {
 #[tokio::test]
 async fn a_lost_create_answer_still_presigns_the_record_it_made() -> TestResult {
     let (t, proxy) = spawn_app_behind_proxy(&[]).await?;
-    proxy.once(dynamo("PutItem"), 0, Fault::LoseAnswer);
+    // The records and their quota reservation are one transaction.
+    proxy.once(dynamo("TransactWriteItems"), 0, Fault::LoseAnswer);
     let (id, view) = upload_photo(&t, "alice").await?;
     assert!(proxy.rules_spent(), "the rule met the create");
     assert_eq!(view["status"], "ready");
     assert_eq!(t.record_count().await?, 1);
+    let size = i64::try_from(corpus(PHOTO)?.len())?;
+    assert_eq!(t.stored_usage("alice").await?, (1, size), "reserved once");
     wait_for_objects(&t, &ready_keys(&id)).await?;
 
     // Failing on every attempt: a clear 500, and nothing stored.
-    proxy.times(dynamo("PutItem"), 3, Fault::Fail);
+    proxy.times(dynamo("TransactWriteItems"), 3, Fault::Fail);
     let r = t
         .presign(
             Some(&token("alice")),
@@ -104,6 +107,7 @@ async fn a_lost_create_answer_still_presigns_the_record_it_made() -> TestResult 
     assert_eq!(r.status, 500);
     assert_eq!(r.body["error"]["code"], "internal");
     assert_eq!(t.record_count().await?, 1);
+    assert_eq!(t.stored_usage("alice").await?, (1, size));
     t.app.shutdown().await;
     Ok(())
 }
@@ -137,7 +141,7 @@ async fn a_lost_mark_ready_answer_finishes_the_success_path() -> TestResult {
 async fn a_lost_mark_rejected_answer_still_rejects_and_deletes_the_upload() -> TestResult {
     let (t, proxy) = spawn_app_behind_proxy(&[]).await?;
     proxy.once(
-        dynamo("UpdateItem").body("rejection = :r"),
+        dynamo("TransactWriteItems").body("rejection = :r"),
         0,
         Fault::LoseAnswer,
     );
@@ -151,6 +155,7 @@ async fn a_lost_mark_rejected_answer_still_rejects_and_deletes_the_upload() -> T
     assert_eq!(view["status"], "rejected");
     assert_eq!(view["rejection"]["code"], "not_an_image", "{view}");
     wait_for_objects(&t, &BTreeSet::new()).await?;
+    assert_eq!(t.stored_usage("alice").await?, (0, 0), "given back once");
     t.app.shutdown().await;
     Ok(())
 }
@@ -159,7 +164,11 @@ async fn a_lost_mark_rejected_answer_still_rejects_and_deletes_the_upload() -> T
 async fn a_lost_soft_delete_answer_is_still_a_204_and_a_repeat_too() -> TestResult {
     let (t, proxy) = spawn_app_behind_proxy(&[]).await?;
     let (id, _) = upload_photo(&t, "alice").await?;
-    proxy.once(dynamo("UpdateItem").body("deletedAt"), 0, Fault::LoseAnswer);
+    proxy.once(
+        dynamo("TransactWriteItems").body("deletedAt"),
+        0,
+        Fault::LoseAnswer,
+    );
     assert_eq!(t.delete(&token("alice"), &id).await?.status, 204);
     assert!(proxy.rules_spent());
     assert_eq!(t.get(&token("alice"), &id).await?.status, 404);
@@ -167,6 +176,7 @@ async fn a_lost_soft_delete_answer_is_still_a_204_and_a_repeat_too() -> TestResu
     let other = t.delete(&token("mallory"), &id).await?;
     assert_eq!(other.status, 404, "someone else's: {:?}", other.body);
     assert_eq!(stored_status(&t, &id).await?.as_deref(), Some("deleted"));
+    assert_eq!(t.stored_usage("alice").await?, (0, 0), "given back once");
     t.app.shutdown().await;
     Ok(())
 }
@@ -192,7 +202,11 @@ async fn lost_expire_and_remove_answers_still_count_and_leave_nothing() -> TestR
     assert_eq!(t.delete(&alice, &id).await?.status, 204);
     tokio::time::sleep(Duration::from_millis(1500)).await;
 
-    proxy.once(dynamo("UpdateItem").body(":expired"), 0, Fault::LoseAnswer);
+    proxy.once(
+        dynamo("TransactWriteItems").body(":expired"),
+        0,
+        Fault::LoseAnswer,
+    );
     proxy.once(dynamo("DeleteItem"), 0, Fault::LoseAnswer);
     proxy.once(dynamo("DeleteItem"), 0, Fault::LoseAnswerDrop);
     let summary = t.app.service.run_cleanup().await?;
@@ -203,6 +217,11 @@ async fn lost_expire_and_remove_answers_still_count_and_leave_nothing() -> TestR
         "{summary:?}"
     );
     t.assert_nothing_stored().await?;
+    assert_eq!(
+        t.stored_usage("alice").await?,
+        (0, 0),
+        "each given back once"
+    );
     t.app.shutdown().await;
     Ok(())
 }
@@ -418,6 +437,9 @@ async fn thirty_uploads_under_ten_percent_random_faults_all_end_right() -> TestR
     proxy.heal();
     t.app.service.run_cleanup().await?;
     t.assert_nothing_stored().await?;
+    // Every reservation (of ready media, and of presigns whose answers were lost) was given
+    // back exactly once.
+    assert_eq!(t.stored_usage("alice").await?, (0, 0));
     t.app.shutdown().await;
     Ok(())
 }

@@ -165,9 +165,10 @@ async fn every_sample_event_runs_through_the_lambda_runtime_api() -> TestResult 
         describe: Default::default(),
         version: 1,
         deleted_from: None,
+        holds_quota: true,
     };
     DynamoMediaRepository::new(clients.dynamodb.clone(), &table)
-        .create(&media)
+        .create(std::slice::from_ref(&media), &Default::default())
         .await?;
     clients
         .s3

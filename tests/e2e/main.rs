@@ -2,10 +2,12 @@
 //! Each test starts its own system on its own bucket, table and queue.
 
 mod enforcement;
+mod events;
 mod faults;
 mod invoke;
 mod library;
 mod operations;
+mod quotas;
 mod restore;
 mod template;
 

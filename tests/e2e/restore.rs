@@ -185,7 +185,8 @@ async fn lost_answers_of_a_delete_and_a_restore_still_end_right() -> TestResult 
 
     // The restore's record write is applied and its answer lost: still 200, at version 4.
     proxy.once(
-        Matcher::op(Service::DynamoDb, "UpdateItem").body("deletedFrom"),
+        // A restore of ready media is one transaction with its quota reservation.
+        Matcher::op(Service::DynamoDb, "TransactWriteItems").body("deletedFrom"),
         0,
         Fault::LoseAnswer,
     );

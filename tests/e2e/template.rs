@@ -65,6 +65,11 @@ fn short(resource: &str) -> String {
         return format!("table{rest}");
     }
     if resource
+        == "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${EventBusName}"
+    {
+        return "bus".into();
+    }
+    if resource
         == "arn:${AWS::Partition}:cloudfront::${AWS::AccountId}:distribution/${CdnDistribution}"
     {
         return "distribution".into();
@@ -271,7 +276,8 @@ fn the_bucket_is_private_encrypted_tls_only_and_triggers_only_on_uploads() -> Te
 }
 
 /// The least set of (action, resource) each function needs, from what its code calls:
-/// presign writes a record and signs PUTs to uploads/; confirm reads a record, HEADs the upload and
+/// presign writes records and the owner's usage and rate items in a transaction, reads them back,
+/// and signs PUTs to uploads/; confirm reads a record, HEADs the upload and
 /// signs GETs; get reads a record and signs GETs of what is served; library queries the owner and
 /// entity indexes, reads and updates a record, signs GETs, and for a restore lists the versions of
 /// one media's served objects and removes their delete markers; delete reads and updates a record,
@@ -284,6 +290,8 @@ const LEAST: &[(&str, &[(&str, &str)])] = &[
         "presign",
         &[
             ("dynamodb:PutItem", "table"),
+            ("dynamodb:UpdateItem", "table"),
+            ("dynamodb:GetItem", "table"),
             ("s3:PutObject", "bucket/uploads/*"),
         ],
     ),
@@ -305,6 +313,7 @@ const LEAST: &[(&str, &[(&str, &str)])] = &[
     (
         "library",
         &[
+            ("events:PutEvents", "bus"),
             ("dynamodb:Query", "table/index/by-owner"),
             ("dynamodb:Query", "table/index/by-entity"),
             ("dynamodb:GetItem", "table"),
@@ -317,6 +326,7 @@ const LEAST: &[(&str, &[(&str, &str)])] = &[
     (
         "delete",
         &[
+            ("events:PutEvents", "bus"),
             ("dynamodb:GetItem", "table"),
             ("dynamodb:UpdateItem", "table"),
             ("s3:DeleteObject", "bucket/derivatives/*"),
@@ -326,6 +336,7 @@ const LEAST: &[(&str, &[(&str, &str)])] = &[
     (
         "process",
         &[
+            ("events:PutEvents", "bus"),
             ("dynamodb:GetItem", "table"),
             ("dynamodb:UpdateItem", "table"),
             ("s3:GetObject", "bucket/uploads/*"),
@@ -337,6 +348,7 @@ const LEAST: &[(&str, &[(&str, &str)])] = &[
     (
         "cleanup",
         &[
+            ("events:PutEvents", "bus"),
             ("dynamodb:Query", "table/index/cleanup-due"),
             ("dynamodb:UpdateItem", "table"),
             ("dynamodb:DeleteItem", "table"),

@@ -28,6 +28,8 @@ pub enum Service {
     DynamoDb,
     /// Amazon SQS.
     Sqs,
+    /// Amazon EventBridge.
+    EventBridge,
     /// Anything else.
     Other,
 }
@@ -362,6 +364,10 @@ fn error_reply(service: Service) -> Reply {
             r#"{"__type":"com.amazonaws.sqs#InternalError","message":"injected fault"}"#
                 .to_owned(),
         ),
+        Service::EventBridge => (
+            "application/x-amz-json-1.1",
+            r#"{"__type":"InternalException","message":"injected fault"}"#.to_owned(),
+        ),
         _ => (
             "application/xml",
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>InternalError</Code><Message>injected fault</Message></Error>".to_owned(),
@@ -396,6 +402,9 @@ fn classify(parts: &http::request::Parts, body: &[u8]) -> Call {
     }
     if let Some(op) = target.strip_prefix("AmazonSQS.") {
         return call(Service::Sqs, op, "");
+    }
+    if let Some(op) = target.strip_prefix("AWSEvents.") {
+        return call(Service::EventBridge, op, "");
     }
     let query = parts.uri.query().unwrap_or_default();
     if query.contains("Action=") || String::from_utf8_lossy(body).starts_with("Action=") {

@@ -290,15 +290,41 @@ impl TestApp {
         Ok(())
     }
 
-    /// The number of records in this test's table (a scan is fine for a test table).
+    /// The number of media records in this test's table (a scan is fine for a test table); the
+    /// owners' usage and rate-window items are not media.
     pub async fn record_count(&self) -> TestResult<usize> {
         let out = self
             .direct
             .dynamodb
             .scan()
             .table_name(&self.app.service.config().table)
+            .filter_expression("attribute_exists(ownerId)")
             .send()
             .await?;
         Ok(out.items().len())
+    }
+
+    /// `owner`'s usage item as stored: (files, bytes), zeros when there is none.
+    pub async fn stored_usage(&self, owner: &str) -> TestResult<(i64, i64)> {
+        let out = self
+            .direct
+            .dynamodb
+            .get_item()
+            .table_name(&self.app.service.config().table)
+            .key(
+                "id",
+                aws_sdk_dynamodb::types::AttributeValue::S(format!("usage#{owner}")),
+            )
+            .consistent_read(true)
+            .send()
+            .await?;
+        let number = |name: &str| -> i64 {
+            out.item()
+                .and_then(|i| i.get(name))
+                .and_then(|v| v.as_n().ok())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        Ok((number("files"), number("bytes")))
     }
 }

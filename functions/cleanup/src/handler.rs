@@ -129,6 +129,7 @@ mod tests {
             .dynamodb
             .scan()
             .table_name(&stack.config.table)
+            .filter_expression("attribute_exists(ownerId)")
             .send()
             .await?;
         assert_eq!(records.items().len(), 0);

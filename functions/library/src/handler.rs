@@ -1,7 +1,7 @@
 //! The caller's media library. `GET /api/v1/upload`: a page of the caller's media;
 //! `PATCH /api/v1/upload/{mediaId}`: a JSON merge patch of its descriptive fields;
-//! `POST /api/v1/upload/{mediaId}/restore`: undo a delete. Each route is translated to its one
-//! use case.
+//! `POST /api/v1/upload/{mediaId}/restore`: undo a delete; `GET /api/v1/usage`: usage against
+//! the quotas. Each route is translated to its one use case.
 
 use std::convert::Infallible;
 
@@ -11,6 +11,7 @@ use media_core::api::{self, ApiError};
 use media_core::describe::DescriptivePatch;
 use media_core::list::{ListRequest, ListResponse};
 use media_core::service::MediaView;
+use media_core::usage::UsageView;
 
 /// Handles one request, by the route API Gateway matched.
 pub async fn handle(service: &MediaService, req: Request) -> Result<Response<Body>, Infallible> {
@@ -27,6 +28,7 @@ pub async fn handle(service: &MediaService, req: Request) -> Result<Response<Bod
         "POST /api/v1/upload/{mediaId}/restore" => {
             api::media_response(200, restore(service, &req).await)
         }
+        "GET /api/v1/usage" => api::respond(200, usage(service, &req).await),
         _ => ApiError::new(404, "route_not_found", format!("no route {route:?} here"))
             .into_response(),
     })
@@ -52,6 +54,11 @@ async fn restore(service: &MediaService, req: &Request) -> Result<MediaView, Api
     let owner = api::owner(req)?;
     let id = api::media_id_param(req)?;
     Ok(service.restore_media(&owner, &id).await?)
+}
+
+async fn usage(service: &MediaService, req: &Request) -> Result<UsageView, ApiError> {
+    let owner = api::owner(req)?;
+    Ok(service.get_usage(&owner).await?)
 }
 
 #[cfg(test)]

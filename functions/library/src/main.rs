@@ -5,6 +5,6 @@ use media_core::Config;
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
     let config = Config::from_env()?;
-    let service = media_aws::wire::service(&config).await;
+    let service = media_aws::wire::publishing_service(&config).await;
     run(service_fn(|req| library::handler::handle(&service, req))).await
 }

@@ -75,6 +75,21 @@ pub async fn ensure_bucket(clients: &AwsClients, bucket: &str) -> Result<(), Pro
     Ok(())
 }
 
+/// Creates the EventBridge bus `name` if it does not exist (the emulator has the default bus
+/// already).
+pub async fn ensure_event_bus(clients: &AwsClients, name: &str) -> Result<(), ProvisionError> {
+    let eb = clients.eventbridge();
+    if eb.describe_event_bus().name(name).send().await.is_ok() {
+        return Ok(());
+    }
+    eb.create_event_bus()
+        .name(name)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| failed(format!("create event bus {name}"))(Box::new(e)))
+}
+
 /// Creates the media table with its three indexes if it does not exist.
 pub async fn ensure_table(clients: &AwsClients, table: &str) -> Result<(), ProvisionError> {
     let attr = |name: &str| {

@@ -22,6 +22,12 @@ impl AwsClients {
         aws_sdk_cloudfront::Client::new(&self.sdk_config)
     }
 
+    /// An EventBridge client on the same configuration, built on demand like CloudFront's: only
+    /// the functions that change a media's state publish.
+    pub fn eventbridge(&self) -> aws_sdk_eventbridge::Client {
+        aws_sdk_eventbridge::Client::new(&self.sdk_config)
+    }
+
     /// Loads the SDK configuration from the environment and builds the clients.
     pub async fn from_config(config: &Config) -> Self {
         let loader = aws_config::defaults(aws_config::BehaviorVersion::latest());

@@ -1,5 +1,5 @@
 //! The AWS adapters of the core's ports: [`S3ObjectStore`], [`DynamoMediaRepository`] and
-//! [`CloudFrontCache`]; [`AwsClients`], the one place that builds the SDK clients; and [`wire`],
+//! [`CloudFrontCache`] and [`EventBridgePublisher`]; [`AwsClients`], the one place that builds the SDK clients; and [`wire`],
 //! the one module that plugs the adapters into the service.
 
 #![warn(missing_docs)]
@@ -7,6 +7,7 @@
 mod clients;
 mod cloudfront;
 mod dynamo;
+mod eventbridge;
 pub mod post_policy;
 mod s3;
 pub mod wire;
@@ -14,6 +15,7 @@ pub mod wire;
 pub use clients::AwsClients;
 pub use cloudfront::{CloudFrontCache, MAX_INVALIDATION_PATHS};
 pub use dynamo::{CLEANUP_INDEX, DynamoMediaRepository, ENTITY_INDEX, OWNER_INDEX, TTL_ATTRIBUTE};
+pub use eventbridge::EventBridgePublisher;
 pub use s3::S3ObjectStore;
 
 use media_core::ports::StoreError;

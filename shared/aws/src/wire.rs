@@ -6,29 +6,46 @@
 use std::sync::Arc;
 
 use media_core::metrics::Metrics;
-use media_core::ports::CdnCache;
+use media_core::ports::{CdnCache, EventPublisher};
 use media_core::{Config, MediaService};
 
-use crate::{AwsClients, CloudFrontCache, DynamoMediaRepository, S3ObjectStore};
+use crate::{
+    AwsClients, CloudFrontCache, DynamoMediaRepository, EventBridgePublisher, S3ObjectStore,
+};
 
-/// The service as the API and process functions run it: clients from the environment, built once
-/// at cold start; no CDN cache (only delete and cleanup invalidate).
+/// The service as the presign, confirm and get functions run it: clients from the environment,
+/// built once at cold start; no CDN cache (only delete and cleanup invalidate), no events (they
+/// change no state that is announced).
 pub async fn service(config: &Config) -> MediaService {
     let clients = AwsClients::from_config(config).await;
     without_cdn(config, &clients)
 }
 
-/// The service as the delete and cleanup functions run it: with the CloudFront cache when
-/// `CDN_DISTRIBUTION_ID` is set (both stop serving objects).
+/// The service as the library and process functions run it: state changes are published to
+/// EventBridge (`EVENT_BUS_NAME`).
+pub async fn publishing_service(config: &Config) -> MediaService {
+    let clients = AwsClients::from_config(config).await;
+    with_events(without_cdn(config, &clients), config, &clients)
+}
+
+/// The service as the delete and cleanup functions run it: state changes published, and the
+/// CloudFront cache when `CDN_DISTRIBUTION_ID` is set (both stop serving objects).
 pub async fn service_with_cdn(config: &Config) -> MediaService {
     let clients = AwsClients::from_config(config).await;
     with_clients(config, &clients)
 }
 
+fn with_events(service: MediaService, config: &Config, clients: &AwsClients) -> MediaService {
+    service.with_events(Arc::new(EventBridgePublisher::new(
+        clients.eventbridge(),
+        config.event_bus_name.clone(),
+    )) as Arc<dyn EventPublisher>)
+}
+
 /// The service over already-built clients, with every adapter the configuration names (the
 /// local runner and the tests, which run every use case on one service).
 pub fn with_clients(config: &Config, clients: &AwsClients) -> MediaService {
-    let service = without_cdn(config, clients);
+    let service = with_events(without_cdn(config, clients), config, clients);
     match &config.cdn_distribution_id {
         Some(id) => {
             service.with_cdn(

@@ -8,6 +8,7 @@ use tracing::{error, warn};
 
 use crate::domain::{MediaId, OwnerId};
 use crate::list::ListError;
+use crate::ports::RepoError;
 use crate::presign::PresignError;
 use crate::restore::RestoreError;
 use crate::service::{MediaError, MediaView};
@@ -69,6 +70,11 @@ pub const ROUTES: &[Route] = &[
         path: "/api/v1/upload/{mediaId}/restore",
         function: "library",
     },
+    Route {
+        method: "GET",
+        path: "/api/v1/usage",
+        function: "library",
+    },
 ];
 
 /// An HTTP error: status, stable code and a message safe to show the client.
@@ -80,6 +86,8 @@ pub struct ApiError {
     pub code: &'static str,
     /// Human message (never internal details).
     pub message: String,
+    /// Seconds for a `Retry-After` header (429).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -89,6 +97,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
     }
 
@@ -100,10 +109,15 @@ impl ApiError {
         )
     }
 
-    /// The response `{ "error": { "code", "message" } }`.
+    /// The response `{ "error": { "code", "message" } }` (with `Retry-After` when set).
     pub fn into_response(self) -> Response<Body> {
         let body = serde_json::json!({ "error": { "code": self.code, "message": self.message } });
-        json_response(self.status, &body)
+        let mut resp = json_response(self.status, &body);
+        if let Some(seconds) = self.retry_after {
+            resp.headers_mut()
+                .insert(http::header::RETRY_AFTER, http::HeaderValue::from(seconds));
+        }
+        resp
     }
 }
 
@@ -115,6 +129,11 @@ impl From<PresignError> for ApiError {
             PresignError::TooLarge { .. } => Self::new(413, "too_large", e.to_string()),
             PresignError::TooManyFiles { .. } => Self::new(400, "too_many_files", e.to_string()),
             PresignError::BatchTooLarge { .. } => Self::new(413, "batch_too_large", e.to_string()),
+            PresignError::RateLimited(r) => Self {
+                retry_after: Some(r.retry_after),
+                ..Self::new(429, "rate_limited", e.to_string())
+            },
+            PresignError::QuotaExceeded(m) => Self::new(403, "quota_exceeded", m),
             PresignError::Store(_) | PresignError::Repo(_) | PresignError::IdTaken(_) => {
                 error!(error = %e, cause = ?e, "presign failed");
                 Self::internal()
@@ -131,11 +150,18 @@ impl From<MediaError> for ApiError {
                 Self::new(409, "not_uploaded", "the file has not been uploaded yet")
             }
             MediaError::Contended => Self::new(409, "conflict", e.to_string()),
-            MediaError::Store(_) | MediaError::Repo(_) => {
+            MediaError::Store(_) | MediaError::Repo(_) | MediaError::Publish(_) => {
                 error!(error = %e, cause = ?e, "media request failed");
                 Self::internal()
             }
         }
+    }
+}
+
+impl From<RepoError> for ApiError {
+    fn from(e: RepoError) -> Self {
+        error!(error = %e, cause = ?e, "request failed");
+        Self::internal()
     }
 }
 
@@ -157,8 +183,9 @@ impl From<RestoreError> for ApiError {
         match e {
             RestoreError::NotFound => Self::new(404, "not_found", "no such media"),
             RestoreError::NotDeleted => Self::new(409, "not_deleted", e.to_string()),
+            RestoreError::QuotaExceeded(m) => Self::new(403, "quota_exceeded", m),
             RestoreError::Contended => Self::new(409, "conflict", e.to_string()),
-            RestoreError::Store(_) | RestoreError::Repo(_) => {
+            RestoreError::Store(_) | RestoreError::Repo(_) | RestoreError::Publish(_) => {
                 error!(error = %e, cause = ?e, "restore failed");
                 Self::internal()
             }

@@ -9,6 +9,7 @@ use tracing::{Instrument, error, info, warn};
 
 use crate::domain::{Media, MediaStatus};
 use crate::metrics::Unit;
+use crate::notify::Change;
 use crate::ports::{CleanupQueue, RepoError, StoreError, Transition};
 use crate::service::{FlushOnDrop, MediaService};
 
@@ -141,7 +142,7 @@ impl MediaService {
     /// `pending` -> `expired`. True when this call made the change, including an earlier attempt
     /// of it whose answer was lost (the record then reads back as expired).
     async fn expire(&self, media: &Media, now: OffsetDateTime) -> Result<bool, RepoError> {
-        Ok(match self.repo.expire(&media.id, now).await? {
+        Ok(match self.repo.expire(media, now).await? {
             Transition::Applied => true,
             Transition::Conflict => self
                 .repo
@@ -200,11 +201,18 @@ impl MediaService {
             summary.bytes_reclaimed += size;
         }
         summary.objects_deleted += existed;
-        Ok(match self.repo.remove(&media.id).await? {
+        let removed = match self.repo.remove(&media.id).await? {
             Transition::Applied => true,
             // Gone: removed by this call's earlier attempt whose answer was lost.
             Transition::Conflict => self.repo.get(&media.id).await?.is_none(),
-        })
+        };
+        if removed && let Err(e) = self.publish(Change::Purged, media).await {
+            // The record is gone, so no later run can announce it: counted (and alarmed on
+            // through the failures metric), not retried.
+            summary.failures += 1;
+            warn!(media_id = %media.id, error = %e, "purged, but the event was not published");
+        }
+        Ok(removed)
     }
 }
 

@@ -134,6 +134,18 @@ pub struct Config {
     /// `S3_FORCE_PATH_STYLE` (default false): path-style S3 URLs, for S3-compatible stores that need
     /// them (emulator clients always use them, see `AwsClients::for_emulator`).
     pub s3_force_path_style: bool,
+    /// `QUOTA_FILES_PER_OWNER` (default 10000; 0 turns it off): most media an owner may hold
+    /// (pending and ready ones count).
+    pub quota_files: u64,
+    /// `QUOTA_BYTES_PER_OWNER` (default 1 GiB; 0 turns it off): most bytes an owner's media may
+    /// hold, by their declared sizes.
+    pub quota_bytes: u64,
+    /// `PRESIGN_RATE_PER_MINUTE` (default 120; 0 turns it off): most presign requests per owner
+    /// in one clock minute (a batch is one request).
+    pub presign_rate_per_minute: u64,
+    /// `EVENT_BUS_NAME` (optional): the EventBridge bus state changes are published to; unset,
+    /// the account's default bus.
+    pub event_bus_name: Option<String>,
 }
 
 fn flag(v: Option<&str>) -> bool {
@@ -179,6 +191,10 @@ impl Config {
         "CLEANUP_BATCH_LIMIT",
         "METRICS_NAMESPACE",
         "S3_FORCE_PATH_STYLE",
+        "QUOTA_FILES_PER_OWNER",
+        "QUOTA_BYTES_PER_OWNER",
+        "PRESIGN_RATE_PER_MINUTE",
+        "EVENT_BUS_NAME",
     ];
 
     /// Reads the configuration from the process environment.
@@ -300,6 +316,10 @@ impl Config {
             cdn_distribution_id: get("CDN_DISTRIBUTION_ID"),
             metrics_namespace: get("METRICS_NAMESPACE"),
             s3_force_path_style: flag(get("S3_FORCE_PATH_STYLE").as_deref()),
+            quota_files: number("QUOTA_FILES_PER_OWNER", 10_000)?,
+            quota_bytes: number("QUOTA_BYTES_PER_OWNER", 1024 * 1024 * 1024)?,
+            presign_rate_per_minute: number("PRESIGN_RATE_PER_MINUTE", 120)?,
+            event_bus_name: get("EVENT_BUS_NAME"),
         };
         config.check()
     }

@@ -5,6 +5,7 @@ use time::OffsetDateTime;
 use tracing::{error, info};
 
 use crate::domain::{Media, MediaId, MediaStatus, OwnerId};
+use crate::notify::Change;
 use crate::ports::Transition;
 use crate::service::{FlushOnDrop, MediaError, MediaService};
 
@@ -21,7 +22,7 @@ impl MediaService {
     pub async fn delete_media(&self, owner: &OwnerId, id: &MediaId) -> Result<(), MediaError> {
         let _flush = FlushOnDrop(&self.metrics);
         for _ in 0..ATTEMPTS {
-            let media = match self.repo.get(id).await? {
+            let mut media = match self.repo.get(id).await? {
                 Some(m) if m.owner == *owner => m,
                 _ => return Err(MediaError::NotFound),
             };
@@ -31,13 +32,23 @@ impl MediaService {
                 _ => {
                     let now = OffsetDateTime::now_utc();
                     match self.repo.soft_delete(&media, now).await? {
-                        Transition::Applied => "deleted",
+                        Transition::Applied => {
+                            media.deleted_from = Some(media.status);
+                            media.status = MediaStatus::Deleted;
+                            media.version += 1;
+                            media.deleted_at = Some(now);
+                            media.updated_at = now;
+                            "deleted"
+                        }
                         // Our own write whose answer was lost, or an edit in between: read again.
                         Transition::Conflict => continue,
                     }
                 }
             };
             self.stop_serving(&media).await?;
+            // A repeated delete announces again (at most one more event per retry): the first
+            // attempt may have failed after storing the change and before publishing it.
+            self.publish(Change::Deleted, &media).await?;
             info!(media_id = %id, owner = owner.as_str(), status = "deleted", outcome, "soft-deleted media");
             return Ok(());
         }

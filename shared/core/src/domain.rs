@@ -505,6 +505,9 @@ pub struct Media {
     pub version: u64,
     /// The status it had when it was soft-deleted (deleted only): what a restore brings back.
     pub deleted_from: Option<MediaStatus>,
+    /// True while its file and declared bytes are counted in its owner's usage (pending and
+    /// ready media; records from before quotas existed are not counted).
+    pub holds_quota: bool,
 }
 
 impl Media {

@@ -14,6 +14,7 @@ pub mod describe;
 pub mod domain;
 pub mod events;
 pub mod metrics;
+pub mod notify;
 pub mod ports;
 pub mod service;
 
@@ -26,6 +27,7 @@ pub mod presign;
 pub mod process;
 pub mod restore;
 pub mod update;
+pub mod usage;
 
 pub use config::Config;
 pub use service::MediaService;

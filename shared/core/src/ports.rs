@@ -142,6 +142,35 @@ pub enum Transition {
     Conflict,
 }
 
+/// Per-owner limits (0: no limit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Quota {
+    /// Most media (pending and ready ones count).
+    pub files: u64,
+    /// Most bytes, by declared size.
+    pub bytes: u64,
+}
+
+/// What an owner's media hold: the pending and ready ones, by declared size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Usage {
+    /// Media counted.
+    pub files: u64,
+    /// Their bytes.
+    pub bytes: u64,
+}
+
+/// The result of a write that reserves room in an owner's quota.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reserved {
+    /// Written, and the room reserved.
+    Applied,
+    /// A record was not in the required state (or an id exists): nothing was written.
+    Conflict,
+    /// The reservation does not fit the quota: nothing was written. The usage as it was.
+    OverQuota(Usage),
+}
+
 /// How many index partitions each cleanup work list is spread over. One partition of a DynamoDB
 /// index takes about 1,000 writes per second, and every presign, processing run and delete writes
 /// one of these keys: sixteen shards let the table take about 16,000 of each per second.
@@ -193,8 +222,27 @@ impl CleanupQueue {
 /// tell their own applied write from someone else's.
 #[async_trait]
 pub trait MediaRepository: Send + Sync {
-    /// Stores a new pending record, unless the id exists ([`Transition::Conflict`]).
-    async fn create(&self, media: &Media) -> Result<Transition, RepoError>;
+    /// Stores new pending records (one presign: a file or a batch), all or none, and reserves
+    /// their files and declared bytes in their owner's usage within `quota`, in the same atomic
+    /// write. [`Reserved::Conflict`] if an id exists; [`Reserved::OverQuota`] if the reservation
+    /// does not fit: then nothing is written.
+    async fn create(&self, media: &[Media], quota: &Quota) -> Result<Reserved, RepoError>;
+    /// What `owner`'s media hold (strongly consistent).
+    async fn usage(&self, owner: &OwnerId) -> Result<Usage, RepoError>;
+    /// Counts one request of `owner` in the window that starts at `window` if fewer than `limit`
+    /// were counted in it; false (nothing counted) when the window is full.
+    async fn count_request(
+        &self,
+        owner: &OwnerId,
+        window: OffsetDateTime,
+        limit: u64,
+    ) -> Result<bool, RepoError>;
+    /// Takes back one request counted in the window (a request refused after it was counted).
+    async fn uncount_request(
+        &self,
+        owner: &OwnerId,
+        window: OffsetDateTime,
+    ) -> Result<(), RepoError>;
     /// Reads a record by id (strongly consistent).
     async fn get(&self, id: &MediaId) -> Result<Option<Media>, RepoError>;
     /// A page of `owner`'s records that match `query`, newest first, starting after `start`.
@@ -227,30 +275,33 @@ pub trait MediaRepository: Send + Sync {
         derivatives: &std::collections::BTreeMap<String, StoredDerivative>,
         now: OffsetDateTime,
     ) -> Result<Transition, RepoError>;
-    /// `pending` -> `rejected`.
+    /// `pending` -> `rejected`, giving back the record's reservation in the same atomic write.
     async fn mark_rejected(
         &self,
-        id: &MediaId,
+        media: &Media,
         rejection: &Rejection,
         now: OffsetDateTime,
     ) -> Result<Transition, RepoError>;
     /// `media` as read (its owner, status and version unchanged since) -> `deleted`, remembering
-    /// the status it had for a restore.
+    /// the status it had for a restore, and giving back its reservation in the same atomic write.
     async fn soft_delete(
         &self,
         media: &Media,
         now: OffsetDateTime,
     ) -> Result<Transition, RepoError>;
     /// `media` as read (`deleted`, version unchanged since) -> the status it had before the delete
-    /// (`to`), queued again for expiry when that is `pending`.
+    /// (`to`), queued again for expiry when that is `pending`. A `pending` or `ready` media
+    /// reserves its file and bytes again within `quota`, in the same atomic write.
     async fn restore(
         &self,
         media: &Media,
         to: MediaStatus,
+        quota: &Quota,
         now: OffsetDateTime,
-    ) -> Result<Transition, RepoError>;
-    /// `pending` -> `expired` (queued for purge).
-    async fn expire(&self, id: &MediaId, now: OffsetDateTime) -> Result<Transition, RepoError>;
+    ) -> Result<Reserved, RepoError>;
+    /// `pending` -> `expired` (queued for purge), giving back the record's reservation in the same
+    /// atomic write.
+    async fn expire(&self, media: &Media, now: OffsetDateTime) -> Result<Transition, RepoError>;
     /// Removes a `deleted` or `expired` record.
     async fn remove(&self, id: &MediaId) -> Result<Transition, RepoError>;
     /// Records queued in `partition` (one of [`CleanupQueue::partitions`]) due at or before `due`,
@@ -296,6 +347,22 @@ pub struct ListPage {
     pub items: Vec<Media>,
     /// Where to go on from, when more records may follow.
     pub next: Option<ListPosition>,
+}
+
+/// A failure to publish an event (EventBridge). The SDK error is kept as the source.
+#[derive(Debug, thiserror::Error)]
+#[error("could not publish an event")]
+pub struct PublishError {
+    /// The underlying error.
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+/// Where state changes are announced to the app's backend.
+#[async_trait]
+pub trait EventPublisher: Send + Sync {
+    /// Publishes one event.
+    async fn publish(&self, event: &crate::notify::MediaEvent) -> Result<(), PublishError>;
 }
 
 /// A CDN cache in front of the derivatives: told to forget objects that were deleted.

@@ -12,8 +12,9 @@ use crate::describe::Descriptive;
 use crate::domain::{
     ContentType, Media, MediaId, MediaStatus, ObjectKey, OwnerId, format_time, sanitize_filename,
 };
-use crate::ports::{RepoError, StoreError, Transition};
+use crate::ports::{RepoError, Reserved, StoreError};
 use crate::service::{FlushOnDrop, MediaService};
+use crate::usage::{RateLimited, over_quota_message};
 
 /// One file of `POST /api/v1/upload/presign`.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -111,6 +112,12 @@ pub enum PresignError {
         /// The limit.
         limit: u64,
     },
+    /// The owner made more presign requests this minute than allowed.
+    #[error("more than {} presign requests this minute; try again in {} s", .0.limit, .0.retry_after)]
+    RateLimited(RateLimited),
+    /// The files do not fit the owner's quota.
+    #[error("{0}")]
+    QuotaExceeded(String),
     /// The new id belongs to another record (never expected: ids are random).
     #[error("media id {0} is already taken")]
     IdTaken(MediaId),
@@ -131,7 +138,11 @@ impl MediaService {
     ) -> Result<PresignResponse, PresignError> {
         let _flush = FlushOnDrop(&self.metrics);
         let checked = self.check_presign(req)?;
-        self.presign_checked(owner, checked).await
+        self.presign_limited(owner, vec![checked])
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| PresignError::Invalid("nothing was presigned".into()))
     }
 
     /// Presigns every file of a batch, or none: the count and the sum of the sizes are checked,
@@ -171,13 +182,27 @@ impl MediaService {
                 limit: self.config.max_total_size,
             });
         }
-        let mut out = Vec::with_capacity(checked.len());
-        for c in checked {
-            // A failure here leaves the earlier records pending: they expire like any upload
-            // that never arrives.
-            out.push(self.presign_checked(owner, c).await?);
+        Ok(PresignBatchResponse {
+            files: self.presign_limited(owner, checked).await?,
+        })
+    }
+
+    /// The rate limit (one request, whatever it holds), then the records and their quota
+    /// reservation. A request refused after it was counted is taken back from the rate window.
+    async fn presign_limited(
+        &self,
+        owner: &OwnerId,
+        checked: Vec<CheckedPresign>,
+    ) -> Result<Vec<PresignResponse>, PresignError> {
+        let window = self
+            .count_presign(owner)
+            .await?
+            .map_err(PresignError::RateLimited)?;
+        let result = self.presign_checked(owner, checked).await;
+        if result.is_err() {
+            self.give_back_presign(owner, window).await;
         }
-        Ok(PresignBatchResponse { files: out })
+        result
     }
 
     /// `presign_upload` or `presign_batch`, by the body's shape.
@@ -252,20 +277,120 @@ impl MediaService {
         })
     }
 
+    /// Presigns each file and creates all their records, with their quota reservation, in one
+    /// atomic write: all or none.
     async fn presign_checked(
         &self,
         owner: &OwnerId,
-        c: CheckedPresign,
-    ) -> Result<PresignResponse, PresignError> {
+        checked: Vec<CheckedPresign>,
+    ) -> Result<Vec<PresignResponse>, PresignError> {
         let started = Instant::now();
         let now = OffsetDateTime::now_utc();
-        let id = MediaId::generate();
-        let key = ObjectKey::original(&self.config.upload_prefix, now, &id, c.content_type);
-        let (method, url, headers, fields) = if c.post {
+        let mut records = Vec::with_capacity(checked.len());
+        let mut answers = Vec::with_capacity(checked.len());
+        for c in checked {
+            let id = MediaId::generate();
+            let key = ObjectKey::original(&self.config.upload_prefix, now, &id, c.content_type);
+            let (method, url, headers, fields) = self.presigned_request(&key, &c).await?;
+            answers.push(PresignResponse {
+                media_id: id.clone(),
+                method,
+                url,
+                headers,
+                fields,
+                expires: self.config.presign_expiry.as_secs(),
+                expires_at: format_time(now + self.config.presign_expiry),
+                key: key.as_str().to_owned(),
+            });
+            records.push(Media {
+                id,
+                owner: owner.clone(),
+                status: MediaStatus::Pending,
+                filename: c.filename,
+                content_type: c.content_type,
+                size: c.size,
+                key,
+                created_at: now,
+                updated_at: now,
+                expires_at: Some(now + self.config.pending_ttl),
+                deleted_at: None,
+                served_original: None,
+                served_size: None,
+                metadata: None,
+                derivatives: BTreeMap::new(),
+                rejection: None,
+                describe: c.describe,
+                version: 1,
+                deleted_from: None,
+                holds_quota: true,
+            });
+        }
+        let quota = self.quota();
+        match self.repo.create(&records, &quota).await? {
+            Reserved::Applied => {}
+            Reserved::OverQuota(usage) => {
+                self.metrics.count("quota_exceeded_total", &[], 1);
+                let bytes = records.iter().map(|m| m.size).sum();
+                return Err(PresignError::QuotaExceeded(over_quota_message(
+                    quota,
+                    usage,
+                    records.len() as u64,
+                    bytes,
+                )));
+            }
+            Reserved::Conflict => {
+                // An id exists. Ids are random (UUIDv7), so this is our own write whose answer
+                // was lost and whose retry met it: read them back, and answer if they are ours.
+                for media in &records {
+                    let ours = self.repo.get(&media.id).await?.is_some_and(|stored| {
+                        stored.owner == media.owner
+                            && stored.key == media.key
+                            && format_time(stored.created_at) == format_time(media.created_at)
+                    });
+                    if !ours {
+                        return Err(PresignError::IdTaken(media.id.clone()));
+                    }
+                }
+                info!(
+                    files = records.len(),
+                    outcome = "own_write",
+                    "the records were created by this request's lost attempt"
+                );
+            }
+        }
+        for m in &records {
+            self.metrics.count(
+                "upload_total",
+                &[("status", "presigned"), ("type", m.content_type.mime())],
+                1,
+            );
+            info!(
+                media_id = %m.id, owner = owner.as_str(), status = "pending", content_type = %m.content_type,
+                size = m.size, elapsed_ms = started.elapsed().as_millis() as u64, "presigned upload"
+            );
+        }
+        Ok(answers)
+    }
+
+    /// The presigned PUT or POST of one file: method, URL, headers, form fields.
+    async fn presigned_request(
+        &self,
+        key: &ObjectKey,
+        c: &CheckedPresign,
+    ) -> Result<
+        (
+            &'static str,
+            String,
+            HashMap<String, String>,
+            BTreeMap<String, String>,
+        ),
+        PresignError,
+    > {
+        Ok(if c.post {
             let post = self
                 .store
                 .presign_post(
-                    &key,
+                    key,
                     c.content_type,
                     self.config.max_file_size,
                     self.config.presign_expiry,
@@ -276,7 +401,7 @@ impl MediaService {
             let put = self
                 .store
                 .presign_put(
-                    &key,
+                    key,
                     c.content_type,
                     c.size,
                     c.sha256.as_deref(),
@@ -284,59 +409,6 @@ impl MediaService {
                 )
                 .await?;
             (put.method, put.url, put.headers, BTreeMap::new())
-        };
-        let media = Media {
-            id: id.clone(),
-            owner: owner.clone(),
-            status: MediaStatus::Pending,
-            filename: c.filename,
-            content_type: c.content_type,
-            size: c.size,
-            key: key.clone(),
-            created_at: now,
-            updated_at: now,
-            expires_at: Some(now + self.config.pending_ttl),
-            deleted_at: None,
-            served_original: None,
-            served_size: None,
-            metadata: None,
-            derivatives: BTreeMap::new(),
-            rejection: None,
-            describe: c.describe,
-            version: 1,
-            deleted_from: None,
-        };
-        if self.repo.create(&media).await? == Transition::Conflict {
-            // The id exists. Ids are random (UUIDv7), so this is our own write whose answer was
-            // lost and whose retry met it: read it back, and answer with it if it is ours.
-            let ours = self.repo.get(&id).await?.is_some_and(|stored| {
-                stored.owner == media.owner
-                    && stored.key == media.key
-                    && format_time(stored.created_at) == format_time(media.created_at)
-            });
-            if !ours {
-                return Err(PresignError::IdTaken(id));
-            }
-            info!(media_id = %id, outcome = "own_write", "the record was created by this request's lost attempt");
-        }
-        self.metrics.count(
-            "upload_total",
-            &[("status", "presigned"), ("type", c.content_type.mime())],
-            1,
-        );
-        info!(
-            media_id = %id, owner = owner.as_str(), status = "pending", content_type = %c.content_type,
-            size = c.size, method, elapsed_ms = started.elapsed().as_millis() as u64, "presigned upload"
-        );
-        Ok(PresignResponse {
-            media_id: id,
-            method,
-            url,
-            headers,
-            fields,
-            expires: self.config.presign_expiry.as_secs(),
-            expires_at: format_time(now + self.config.presign_expiry),
-            key: key.as_str().to_owned(),
         })
     }
 }

@@ -13,7 +13,8 @@ use crate::domain::{
     ContentType, Media, MediaId, MediaStatus, ObjectKey, Rejection, RejectionCode, StoredDerivative,
 };
 use crate::metrics::Unit;
-use crate::ports::{Fetched, RepoError, StoreError, Transition};
+use crate::notify::Change;
+use crate::ports::{Fetched, PublishError, RepoError, StoreError, Transition};
 use crate::service::{FlushOnDrop, MediaService};
 
 /// Faults of processing that are worth a retry (a rejected upload is an outcome, not an error).
@@ -31,6 +32,9 @@ pub enum ProcessError {
     /// The service was wired without an image processor (only the process function has one).
     #[error("this service has no image processor")]
     NoProcessor,
+    /// The outcome is stored but its event could not be published: the retry publishes it.
+    #[error(transparent)]
+    Publish(#[from] PublishError),
 }
 
 /// What processing one uploaded object came to.
@@ -91,6 +95,14 @@ impl MediaService {
                 // Never served: a rejected file, a retry after a failed delete, or new bytes PUT
                 // again to a still-valid URL after validation. The served original is a copy.
                 self.store.delete(key).await?;
+                // A redelivered event may be the retry of a run whose publish failed: announce
+                // the outcome again (at most one more event per delivery; consumers dedupe).
+                let change = if media.status == MediaStatus::Ready {
+                    Change::Ready
+                } else {
+                    Change::Rejected
+                };
+                self.publish(change, &media).await?;
             }
             info!(media_id = %id, key = %key, status = media.status.as_str(), outcome = "duplicate", "already processed");
             return Ok(ProcessOutcome::AlreadyProcessed { media_id: id });
@@ -200,25 +212,36 @@ impl MediaService {
                 now,
             )
             .await?;
-        let applied = match transition {
-            Transition::Applied => true,
+        let stored = match transition {
+            Transition::Applied => {
+                let mut ready = media.clone();
+                ready.status = MediaStatus::Ready;
+                ready.version += 1;
+                ready.served_original = Some(served.clone());
+                ready.served_size = Some(served_size);
+                ready.metadata = Some(processed.metadata.clone());
+                ready.derivatives = derivatives.clone();
+                ready.expires_at = None;
+                ready.updated_at = now;
+                Some(ready)
+            }
             // The condition failed. If the record holds this run's result, the write was ours
             // (its answer was lost and the SDK's retry met it): finish the success path.
             Transition::Conflict => match self.repo.get(&id).await? {
                 Some(m) if m.status == MediaStatus::Ready => {
-                    m.served_original.as_ref() == Some(&served)
+                    (m.served_original.as_ref() == Some(&served)).then_some(m)
                 }
-                Some(m) if m.status == MediaStatus::Rejected => false,
+                Some(m) if m.status == MediaStatus::Rejected => None,
                 // Deleted or expired meanwhile (or already purged). Cleanup deletes the keys a
                 // record names and the keys a run could write, but it may have done so before
                 // these writes landed: whichever of the two runs last deletes them.
                 _ => {
                     self.delete_all(&written).await?;
-                    false
+                    None
                 }
             },
         };
-        if applied {
+        if let Some(ready) = stored {
             // The upload is now redundant; a failure here is retried and lands in the
             // duplicate path above, which deletes it.
             self.store.delete(key).await?;
@@ -230,6 +253,7 @@ impl MediaService {
                 encode_ms = timings.encode.as_millis() as u64,
                 "processed upload"
             );
+            self.publish(Change::Ready, &ready).await?;
             Ok(ProcessOutcome::Ready { media_id: id })
         } else {
             info!(media_id = %id, key = %key, outcome = "superseded", "record changed during processing");
@@ -244,25 +268,31 @@ impl MediaService {
         started: Instant,
     ) -> Result<ProcessOutcome, ProcessError> {
         let code = rejection.code;
-        let applied = match self
-            .repo
-            .mark_rejected(&media.id, &rejection, OffsetDateTime::now_utc())
-            .await?
-        {
-            Transition::Applied => true,
+        let now = OffsetDateTime::now_utc();
+        let stored = match self.repo.mark_rejected(media, &rejection, now).await? {
+            Transition::Applied => {
+                let mut rejected = media.clone();
+                rejected.status = MediaStatus::Rejected;
+                rejected.version += 1;
+                rejected.rejection = Some(rejection.clone());
+                rejected.holds_quota = false;
+                rejected.expires_at = None;
+                rejected.updated_at = now;
+                Some(rejected)
+            }
             // Our own write whose answer was lost holds this rejection; anything else is newer.
-            Transition::Conflict => self.repo.get(&media.id).await?.is_some_and(|m| {
+            Transition::Conflict => self.repo.get(&media.id).await?.filter(|m| {
                 m.status == MediaStatus::Rejected && m.rejection.as_ref() == Some(&rejection)
             }),
         };
         // Whatever the record says now, a refused file must not stay servable.
         self.store.delete(&media.key).await?;
-        if !applied {
+        let Some(rejected) = stored else {
             info!(media_id = %media.id, key = %media.key, outcome = "superseded", "record changed during processing");
             return Ok(ProcessOutcome::AlreadyProcessed {
                 media_id: media.id.clone(),
             });
-        }
+        };
         self.record_outcome("rejected", media, started);
         self.metrics
             .count("upload_rejected_total", &[("reason", code.as_str())], 1);
@@ -271,6 +301,7 @@ impl MediaService {
             reason = code.as_str(), message = %rejection.message, elapsed_ms = started.elapsed().as_millis() as u64,
             "rejected upload"
         );
+        self.publish(Change::Rejected, &rejected).await?;
         Ok(ProcessOutcome::Rejected {
             media_id: media.id.clone(),
             code,

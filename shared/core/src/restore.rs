@@ -5,8 +5,10 @@ use time::OffsetDateTime;
 use tracing::{info, warn};
 
 use crate::domain::{MediaId, MediaStatus, OwnerId};
-use crate::ports::{RepoError, StoreError, Transition};
+use crate::notify::Change;
+use crate::ports::{PublishError, RepoError, Reserved, StoreError};
 use crate::service::{FlushOnDrop, MediaError, MediaService, MediaView};
+use crate::usage::over_quota_message;
 
 /// How often a restore is tried again when another change lands between its read and its write.
 const ATTEMPTS: usize = 3;
@@ -20,6 +22,9 @@ pub enum RestoreError {
     /// The media is not deleted.
     #[error("the media is not deleted")]
     NotDeleted,
+    /// The owner no longer has room for it.
+    #[error("{0}")]
+    QuotaExceeded(String),
     /// Other changes kept landing between the read and the write.
     #[error("the media kept changing while it was being restored; try again")]
     Contended,
@@ -29,6 +34,9 @@ pub enum RestoreError {
     /// The repository failed.
     #[error(transparent)]
     Repo(#[from] RepoError),
+    /// Restored, but its event could not be published (a retry publishes it).
+    #[error(transparent)]
+    Publish(#[from] PublishError),
 }
 
 impl From<MediaError> for RestoreError {
@@ -36,6 +44,7 @@ impl From<MediaError> for RestoreError {
         match e {
             MediaError::Store(e) => Self::Store(e),
             MediaError::Repo(e) => Self::Repo(e),
+            MediaError::Publish(e) => Self::Publish(e),
             MediaError::Contended => Self::Contended,
             MediaError::NotFound | MediaError::NotUploaded => Self::NotFound,
         }
@@ -67,6 +76,7 @@ impl MediaService {
                 // deleted.
                 _ if restored_version == Some(media.version) => {
                     info!(media_id = %id, version = media.version, outcome = "already_restored", "restored media");
+                    self.publish(Change::Restored, &media).await?;
                     return Ok(self.view(media).await?);
                 }
                 _ => return Err(RestoreError::NotDeleted),
@@ -84,8 +94,18 @@ impl MediaService {
             }
             let now = OffsetDateTime::now_utc();
             restored_version = Some(media.version + 1);
-            match self.repo.restore(&media, to, now).await? {
-                Transition::Applied => {
+            let quota = self.quota();
+            match self.repo.restore(&media, to, &quota, now).await? {
+                Reserved::OverQuota(usage) => {
+                    // Its objects serve again already: hide them again, as the record says.
+                    if !keys.is_empty() {
+                        self.delete_all(&keys).await?;
+                    }
+                    return Err(RestoreError::QuotaExceeded(over_quota_message(
+                        quota, usage, 1, media.size,
+                    )));
+                }
+                Reserved::Applied => {
                     let mut media = media;
                     media.status = to;
                     media.version += 1;
@@ -93,9 +113,10 @@ impl MediaService {
                     media.deleted_at = None;
                     media.deleted_from = None;
                     info!(media_id = %id, status = to.as_str(), version = media.version, outcome = "restored", "restored media");
+                    self.publish(Change::Restored, &media).await?;
                     return Ok(self.view(media).await?);
                 }
-                Transition::Conflict => continue,
+                Reserved::Conflict => continue,
             }
         }
         Err(RestoreError::Contended)

@@ -15,7 +15,10 @@ use crate::domain::{
     Rejection, format_time,
 };
 use crate::metrics::{MeteredObjectStore, Metrics};
-use crate::ports::{CdnCache, ImageProcessor, MediaRepository, ObjectStore, RepoError, StoreError};
+use crate::ports::{
+    CdnCache, EventPublisher, ImageProcessor, MediaRepository, ObjectStore, PublishError,
+    RepoError, StoreError,
+};
 
 /// Failures of confirm, get and delete.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +38,9 @@ pub enum MediaError {
     /// The repository failed.
     #[error(transparent)]
     Repo(#[from] RepoError),
+    /// The change is stored, but its event could not be published (a retry publishes it).
+    #[error(transparent)]
+    Publish(#[from] PublishError),
 }
 
 /// A media record as the API shows it.
@@ -90,6 +96,9 @@ pub struct MediaService {
     pub(crate) metrics: Metrics,
     /// Only the process function links an image pipeline; the API functions have none.
     pub(crate) processor: Option<Arc<dyn ImageProcessor>>,
+    /// Where state changes are published (the functions that make them: process, delete,
+    /// library, cleanup).
+    pub(crate) events: Option<Arc<dyn EventPublisher>>,
 }
 
 /// Writes the metrics of one use case when it ends, whichever way it ends.
@@ -127,7 +136,14 @@ impl MediaService {
             cdn,
             metrics,
             processor: None,
+            events: None,
         }
+    }
+
+    /// The same service with an event publisher, to which every state change is announced.
+    pub fn with_events(mut self, events: Arc<dyn EventPublisher>) -> Self {
+        self.events = Some(events);
+        self
     }
 
     /// The same service with a CDN cache, which cleanup tells what it deleted.

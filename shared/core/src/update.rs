@@ -81,6 +81,11 @@ impl From<MediaError> for UpdateError {
         match e {
             MediaError::Store(e) => Self::Store(e),
             MediaError::Repo(e) => Self::Repo(e),
+            // Edits publish no event.
+            MediaError::Publish(e) => Self::Repo(RepoError::Backend {
+                operation: "publish an event",
+                source: Box::new(e),
+            }),
             MediaError::Contended => Self::Contended,
             MediaError::NotFound | MediaError::NotUploaded => Self::NotFound,
         }

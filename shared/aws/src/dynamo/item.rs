@@ -130,6 +130,9 @@ pub(super) fn to_item(m: &Media) -> HashMap<String, AttributeValue> {
     if let Some(st) = m.deleted_from {
         item.insert("deletedFrom".to_owned(), status(st));
     }
+    if m.holds_quota {
+        item.insert("holdsQuota".to_owned(), AttributeValue::Bool(true));
+    }
     if let Some(meta) = &m.metadata {
         item.insert("metadata".to_owned(), json(meta));
     }
@@ -228,5 +231,10 @@ pub(super) fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Media,
             .map(MediaStatus::parse)
             .transpose()
             .map_err(|e| bad(e.to_string()))?,
+        holds_quota: item
+            .get("holdsQuota")
+            .and_then(|v| v.as_bool().ok())
+            .copied()
+            .unwrap_or(false),
     })
 }

@@ -2,20 +2,23 @@
 
 mod item;
 mod list;
+mod usage;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 use media_core::describe::Descriptive;
 use media_core::domain::{
     ImageMetadata, Media, MediaId, MediaStatus, ObjectKey, OwnerId, Rejection, StoredDerivative,
     format_time,
 };
 use media_core::ports::{
-    CleanupQueue, ListPage, ListPosition, ListQuery, MediaRepository, RepoError, Transition,
+    CleanupQueue, ListPage, ListPosition, ListQuery, MediaRepository, Quota, RepoError, Reserved,
+    Transition, Usage,
 };
 use time::OffsetDateTime;
+use usage::UsageChange;
 
 use item::{PURGE_NOW, descriptive_attributes, from_item, json, n, s, status, to_item};
 
@@ -48,8 +51,9 @@ impl DynamoMediaRepository {
         }
     }
 
-    /// Runs a conditional update of `id`, mapping a failed condition to [`Transition::Conflict`].
-    /// The update adds one to the record's version (`#v`, `:one`).
+    /// Runs a conditional update of `id`, mapping a failed condition to [`Reserved::Conflict`].
+    /// The update adds one to the record's version (`#v`, `:one`). With a usage change, the
+    /// update and the change run as one transaction: both or neither.
     async fn transition(
         &self,
         operation: &'static str,
@@ -57,21 +61,95 @@ impl DynamoMediaRepository {
         update: &str,
         condition: &str,
         values: Vec<(&str, AttributeValue)>,
-    ) -> Result<Transition, RepoError> {
-        let mut req = self
-            .client
-            .update_item()
+        usage: Option<UsageChange>,
+    ) -> Result<Reserved, RepoError> {
+        let values: HashMap<String, AttributeValue> = values
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .chain(std::iter::once((":one".to_owned(), n(1))))
+            .collect();
+        let names = HashMap::from([
+            ("#s".to_owned(), "status".to_owned()),
+            ("#v".to_owned(), "version".to_owned()),
+        ]);
+        let Some(usage) = usage else {
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("id", s(id.as_str()))
+                .update_expression(update)
+                .condition_expression(condition)
+                .set_expression_attribute_names(Some(names))
+                .set_expression_attribute_values(Some(values))
+                .send()
+                .await;
+            return Ok(match conditional(operation, result)? {
+                Transition::Applied => Reserved::Applied,
+                Transition::Conflict => Reserved::Conflict,
+            });
+        };
+        if !usage.fits_alone() {
+            let now = usage::read_usage(&self.client, &self.table, &usage.owner).await?;
+            return Ok(Reserved::OverQuota(now));
+        }
+        let record = aws_sdk_dynamodb::types::Update::builder()
             .table_name(&self.table)
             .key("id", s(id.as_str()))
             .update_expression(update)
             .condition_expression(condition)
-            .expression_attribute_names("#s", "status")
-            .expression_attribute_names("#v", "version")
-            .expression_attribute_values(":one", n(1));
-        for (name, value) in values {
-            req = req.expression_attribute_values(name, value);
-        }
-        conditional(operation, req.send().await)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .build()
+            .map_err(|e| backend(operation)(Box::new(e)))?;
+        let items = vec![
+            TransactWriteItem::builder().update(record).build(),
+            usage.item(&self.table)?,
+        ];
+        let owner = usage.quota.map(|_| &usage.owner);
+        usage::transact(&self.client, &self.table, operation, items, owner).await
+    }
+
+    /// A transition that gives back `media`'s reservation when it holds one.
+    async fn releasing(
+        &self,
+        operation: &'static str,
+        media: &Media,
+        update: &str,
+        condition: &str,
+        values: Vec<(&str, AttributeValue)>,
+    ) -> Result<Transition, RepoError> {
+        let (update, usage) = if media.holds_quota {
+            (
+                with_removal(update, "holdsQuota"),
+                Some(UsageChange {
+                    owner: media.owner.clone(),
+                    files: -1,
+                    bytes: -i64::try_from(media.size).unwrap_or(i64::MAX),
+                    quota: None,
+                }),
+            )
+        } else {
+            (update.to_owned(), None)
+        };
+        Ok(
+            match self
+                .transition(operation, &media.id, &update, condition, values, usage)
+                .await?
+            {
+                Reserved::Applied => Transition::Applied,
+                Reserved::Conflict | Reserved::OverQuota(_) => Transition::Conflict,
+            },
+        )
+    }
+}
+
+/// `update` with `attribute` added to its REMOVE clause.
+fn with_removal(update: &str, attribute: &str) -> String {
+    if update.contains(" REMOVE ") {
+        format!("{update}, {attribute}")
+    } else {
+        format!("{update} REMOVE {attribute}")
     }
 }
 
@@ -115,16 +193,58 @@ fn backend(
 
 #[async_trait]
 impl MediaRepository for DynamoMediaRepository {
-    async fn create(&self, media: &Media) -> Result<Transition, RepoError> {
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(to_item(media)))
-            .condition_expression("attribute_not_exists(id)")
-            .send()
-            .await;
-        conditional("create a media record", result)
+    async fn create(&self, media: &[Media], quota: &Quota) -> Result<Reserved, RepoError> {
+        let Some(first) = media.first() else {
+            return Ok(Reserved::Applied);
+        };
+        let change = UsageChange {
+            owner: first.owner.clone(),
+            files: i64::try_from(media.len()).unwrap_or(i64::MAX),
+            bytes: media
+                .iter()
+                .map(|m| i64::try_from(m.size).unwrap_or(i64::MAX))
+                .fold(0i64, i64::saturating_add),
+            quota: Some(*quota),
+        };
+        if !change.fits_alone() {
+            return Ok(Reserved::OverQuota(
+                usage::read_usage(&self.client, &self.table, &change.owner).await?,
+            ));
+        }
+        let mut items = media
+            .iter()
+            .map(|m| usage::put_new(&self.table, to_item(m)))
+            .collect::<Result<Vec<_>, _>>()?;
+        items.push(change.item(&self.table)?);
+        usage::transact(
+            &self.client,
+            &self.table,
+            "create media records",
+            items,
+            Some(&change.owner),
+        )
+        .await
+    }
+
+    async fn usage(&self, owner: &OwnerId) -> Result<Usage, RepoError> {
+        usage::read_usage(&self.client, &self.table, owner).await
+    }
+
+    async fn count_request(
+        &self,
+        owner: &OwnerId,
+        window: OffsetDateTime,
+        limit: u64,
+    ) -> Result<bool, RepoError> {
+        usage::count_request(&self.client, &self.table, owner, window, limit).await
+    }
+
+    async fn uncount_request(
+        &self,
+        owner: &OwnerId,
+        window: OffsetDateTime,
+    ) -> Result<(), RepoError> {
+        usage::uncount_request(&self.client, &self.table, owner, window).await
     }
 
     async fn get(&self, id: &MediaId) -> Result<Option<Media>, RepoError> {
@@ -226,19 +346,24 @@ impl MediaRepository for DynamoMediaRepository {
                 (":d", json(derivatives)),
                 (":now", s(format_time(now))),
             ],
+            None,
         )
         .await
+        .map(|r| match r {
+            Reserved::Applied => Transition::Applied,
+            _ => Transition::Conflict,
+        })
     }
 
     async fn mark_rejected(
         &self,
-        id: &MediaId,
+        media: &Media,
         rejection: &Rejection,
         now: OffsetDateTime,
     ) -> Result<Transition, RepoError> {
-        self.transition(
+        self.releasing(
             "mark media rejected",
-            id,
+            media,
             "SET #v = if_not_exists(#v, :one) + :one, #s = :rejected, rejection = :r, updatedAt = :now REMOVE gcQueue, gcDue, expiresAt, expiresAtEpoch",
             "#s = :pending",
             vec![
@@ -261,9 +386,9 @@ impl MediaRepository for DynamoMediaRepository {
             "ownerId = :owner AND #s = :prior AND {}",
             version_is(media.version)
         );
-        self.transition(
+        self.releasing(
             "soft-delete media",
-            &media.id,
+            media,
             // The pending expiry stays (a restore of a pending upload queues it again); the TTL
             // backstop goes, so that DynamoDB never drops a record before cleanup purges it.
             "SET deletedFrom = :prior, #v = if_not_exists(#v, :one) + :one, #s = :deleted, deletedAt = :now, updatedAt = :now, gcQueue = :purge, gcDue = :now REMOVE expiresAtEpoch",
@@ -284,8 +409,9 @@ impl MediaRepository for DynamoMediaRepository {
         &self,
         media: &Media,
         to: MediaStatus,
+        quota: &Quota,
         now: OffsetDateTime,
-    ) -> Result<Transition, RepoError> {
+    ) -> Result<Reserved, RepoError> {
         let condition = format!(
             "ownerId = :owner AND #s = :deleted AND {}",
             version_is(media.version)
@@ -308,15 +434,37 @@ impl MediaRepository for DynamoMediaRepository {
         } else {
             "SET #s = :to, #v = if_not_exists(#v, :one) + :one, updatedAt = :now REMOVE deletedAt, deletedFrom, gcQueue, gcDue"
         };
-        self.transition("restore media", &media.id, update, &condition, values)
-            .await
+        // A pending or ready media counts again, within the quota.
+        let (update, usage) = if matches!(to, MediaStatus::Pending | MediaStatus::Ready) {
+            values.push((":held", AttributeValue::Bool(true)));
+            (
+                update.replacen("SET ", "SET holdsQuota = :held, ", 1),
+                Some(UsageChange {
+                    owner: media.owner.clone(),
+                    files: 1,
+                    bytes: i64::try_from(media.size).unwrap_or(i64::MAX),
+                    quota: Some(*quota),
+                }),
+            )
+        } else {
+            (update.to_owned(), None)
+        };
+        self.transition(
+            "restore media",
+            &media.id,
+            &update,
+            &condition,
+            values,
+            usage,
+        )
+        .await
     }
 
-    async fn expire(&self, id: &MediaId, now: OffsetDateTime) -> Result<Transition, RepoError> {
-        let queue = CleanupQueue::Purge.partition(id);
-        self.transition(
+    async fn expire(&self, media: &Media, now: OffsetDateTime) -> Result<Transition, RepoError> {
+        let queue = CleanupQueue::Purge.partition(&media.id);
+        self.releasing(
             "expire a pending upload",
-            id,
+            media,
             "SET #v = if_not_exists(#v, :one) + :one, #s = :expired, updatedAt = :now, gcQueue = :purge, gcDue = :due",
             "#s = :pending",
             vec![
