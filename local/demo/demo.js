@@ -1,5 +1,7 @@
 // The demo page: presign, then upload straight to storage with a progress bar, confirm, wait for
-// processing, and show thumbnails, dimensions and EXIF (or the rejection), with a delete button.
+// processing, and show thumbnails, dimensions and EXIF (or the rejection). Below, the user's
+// library, newest first, a page at a time ("Load more"): alt text and tags can be edited (with
+// If-Match, so an edit never overwrites a change made elsewhere), and a delete can be undone.
 //
 // Works against the local stack as served by `media-dev serve` (which hands out a local token for
 // `?user=`), or against a deployed API: `/?api=https://…` with `#token=<JWT>`.
@@ -8,6 +10,8 @@ const params = new URLSearchParams(location.search);
 const API = (params.get('api') || location.origin).replace(/\/+$/, '');
 const USER = params.get('user') || 'demo';
 const METHOD = params.get('method') === 'POST' ? 'POST' : 'PUT';
+const PAGE_SIZE = Math.min(100, Math.max(1, Number(params.get('pageSize')) || 12));
+const UNDO_MS = 10_000; // how long a deleted card offers its undo
 const POLL_MS = 600;
 const POLL_LIMIT = 150; // about 90 s, then the card says to come back later
 
@@ -29,9 +33,9 @@ class ApiError extends Error {
   }
 }
 
-async function api(method, path, body) {
-  const headers = { Authorization: `Bearer ${await token()}` };
-  if (body !== undefined) headers['Content-Type'] = 'application/json';
+async function api(method, path, body, extraHeaders = {}) {
+  const headers = { Authorization: `Bearer ${await token()}`, ...extraHeaders };
+  if (body !== undefined) headers['Content-Type'] ??= 'application/json';
   const r = await fetch(API + path, {
     method,
     headers,
@@ -104,13 +108,28 @@ function bytes(n) {
 }
 
 class Card {
-  constructor(file) {
+  // `file` for an upload (the card goes first), or `media` from the library (appended).
+  constructor(file, media) {
     this.el = $('#card').content.firstElementChild.cloneNode(true);
-    this.file = file;
-    $('.name', this.el).textContent = file.name;
-    this.el.setAttribute('aria-label', file.name);
-    $('progress', this.el).setAttribute('aria-label', `Upload of ${file.name}`);
+    this.file = file ?? { name: media.filename, type: '' };
+    const name = this.file.name;
+    $('.name', this.el).textContent = name;
+    this.el.setAttribute('aria-label', name);
+    $('progress', this.el).setAttribute('aria-label', `Upload of ${name}`);
     $('.delete', this.el).addEventListener('click', () => this.remove());
+    $('.undo', this.el).addEventListener('click', () => this.undo());
+    $('.edit-toggle', this.el).addEventListener('click', () => this.toggleEdit());
+    $('.edit', this.el).addEventListener('submit', (e) => {
+      e.preventDefault();
+      this.save();
+    });
+    if (media) {
+      this.mediaId = media.id;
+      this.el.dataset.mediaId = media.id;
+      $('#uploads').append(this.el);
+      this.show(media);
+      return;
+    }
     // The file itself as a preview while it uploads (the browser decodes it; ours comes later).
     if (file.type.startsWith('image/')) {
       this.localUrl = URL.createObjectURL(file);
@@ -155,6 +174,10 @@ class Card {
   show(media) {
     this.media = media;
     $('.delete', this.el).disabled = false;
+    $('.delete', this.el).hidden = false;
+    $('.undo', this.el).hidden = true;
+    $('.edit-toggle', this.el).hidden = false;
+    $('.facts', this.el).replaceChildren();
     if (media.status === 'ready') {
       const m = media.metadata;
       this.state('ready', 'Ready');
@@ -185,6 +208,7 @@ class Card {
         fact(dl, 'Location', `${e.gpsLatitude.toFixed(5)}, ${e.gpsLongitude.toFixed(5)}`);
       }
       if (e.orientation && e.orientation !== 1) fact(dl, 'Orientation', `EXIF ${e.orientation} (turned upright)`);
+      this.described(dl);
       announce(`${media.filename} is ready`);
     } else if (media.status === 'rejected') {
       this.preview(null);
@@ -192,9 +216,53 @@ class Card {
       const code = document.createElement('code');
       code.textContent = media.rejection?.code ?? 'rejected';
       p.append(code, ` ${media.rejection?.message ?? ''}`);
+      this.described($('.facts', this.el));
       announce(`${media.filename} was rejected: ${media.rejection?.message ?? ''}`);
     } else {
       this.state('pending', 'Still processing; reload later.');
+      this.described($('.facts', this.el));
+    }
+  }
+
+  // The descriptive fields, as facts.
+  described(dl) {
+    fact(dl, 'Alt text', this.media.alt);
+    fact(dl, 'Tags', (this.media.tags ?? []).join(', '));
+  }
+
+  toggleEdit() {
+    const form = $('.edit', this.el);
+    form.hidden = !form.hidden;
+    if (!form.hidden) {
+      form.alt.value = this.media.alt ?? '';
+      form.tags.value = (this.media.tags ?? []).join(', ');
+      $('.edit-error', form).textContent = '';
+      form.alt.focus();
+    }
+  }
+
+  // A merge patch of alt text and tags, only if nobody changed the media since it was shown.
+  async save() {
+    const form = $('.edit', this.el);
+    const tags = form.tags.value.split(',').map((t) => t.trim()).filter(Boolean);
+    const patch = { alt: form.alt.value === '' ? null : form.alt.value, tags };
+    try {
+      const media = await api('PATCH', `/api/v1/upload/${encodeURIComponent(this.mediaId)}`, patch, {
+        'Content-Type': 'application/merge-patch+json',
+        'If-Match': `"${this.media.version}"`,
+      });
+      form.hidden = true;
+      this.show(media);
+      announce(`${media.filename} saved`);
+    } catch (err) {
+      if (err.status === 412) {
+        // Changed elsewhere: show what is stored now, and let the user decide again.
+        this.show(await api('GET', `/api/v1/upload/${encodeURIComponent(this.mediaId)}`));
+        $('.edit-error', form).textContent = 'It was changed elsewhere; here is the current version.';
+        form.hidden = false;
+      } else {
+        $('.edit-error', form).textContent = `${err.code}: ${err.message}`;
+      }
     }
   }
 
@@ -221,13 +289,74 @@ class Card {
     }
     try {
       await api('DELETE', `/api/v1/upload/${encodeURIComponent(this.mediaId)}`);
-      this.el.remove();
-      announce(`${this.file.name} deleted`);
-      $('#files').focus();
+      // Gone from the API at once; for a while the card offers to bring it back.
+      this.state('deleted', 'Deleted.');
+      button.hidden = true;
+      $('.edit-toggle', this.el).hidden = true;
+      $('.edit', this.el).hidden = true;
+      const undo = $('.undo', this.el);
+      undo.hidden = false;
+      undo.focus();
+      announce(`${this.file.name} deleted; press Undo to bring it back`);
+      clearTimeout(this.undoTimer);
+      this.undoTimer = setTimeout(() => {
+        if (this.el.dataset.status === 'deleted') {
+          this.el.remove();
+          $('#files').focus();
+        }
+      }, UNDO_MS);
+      usage();
     } catch (err) {
       button.disabled = false;
       this.fail(err);
     }
+  }
+
+  async undo() {
+    clearTimeout(this.undoTimer);
+    const undo = $('.undo', this.el);
+    undo.disabled = true;
+    try {
+      this.show(await api('POST', `/api/v1/upload/${encodeURIComponent(this.mediaId)}/restore`));
+      announce(`${this.file.name} restored`);
+      usage();
+    } catch (err) {
+      this.state('deleted', `Could not restore: ${err.message}`);
+    } finally {
+      undo.disabled = false;
+    }
+  }
+}
+
+// Usage against the quotas, in the header.
+async function usage() {
+  try {
+    const u = await api('GET', '/api/v1/usage');
+    const of = (n, limit, fmt) => (limit ? `${fmt(n)} of ${fmt(limit)}` : fmt(n));
+    $('#usage').textContent = `${of(u.files, u.limits.files, (n) => `${n} files`)} · ${of(u.bytes, u.limits.bytes, bytes)}`;
+  } catch {
+    $('#usage').textContent = '';
+  }
+}
+
+// The library, newest first, a page at a time.
+let cursor = null;
+async function loadPage() {
+  const more = $('#more');
+  more.disabled = true;
+  try {
+    const q = new URLSearchParams({ limit: String(PAGE_SIZE) });
+    if (cursor) q.set('cursor', cursor);
+    const page = await api('GET', `/api/v1/upload?${q}`);
+    for (const media of page.items) {
+      if (!document.querySelector(`#uploads .card[data-media-id="${media.id}"]`)) new Card(null, media);
+    }
+    cursor = page.nextCursor;
+    more.hidden = !cursor;
+  } catch (err) {
+    announce(`Could not load your media: ${err.message}`);
+  } finally {
+    more.disabled = false;
   }
 }
 
@@ -248,6 +377,7 @@ async function upload(file) {
     await send(presigned, file, (f) => card.progress(f));
     card.state('processing', 'Processing…');
     card.show(await settled(await api('POST', '/api/v1/upload/confirm', { mediaId: presigned.mediaId })));
+    usage();
   } catch (err) {
     card.fail(err);
   }
@@ -276,3 +406,6 @@ drop.addEventListener('drop', (e) => {
 });
 $('#user').textContent = new URLSearchParams(location.hash.slice(1)).get('token') ? 'your token' : USER;
 $('#api').textContent = API;
+$('#more').addEventListener('click', () => loadPage());
+usage();
+loadPage();

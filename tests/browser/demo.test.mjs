@@ -94,3 +94,61 @@ test('the demo page shows why a file was rejected', async () => {
   // The only console errors are the browser's own notes on the refused presign (HTTP 415).
   assert.deepEqual(b.errors.filter((e) => !/status of 415/.test(e)), []);
 });
+
+test('the demo page is a library: pages of the user\'s media, alt text and tags, delete with undo, usage', async () => {
+  const user = 'demo-library';
+  const earlier = b.errors.length;
+  const page = await b.page();
+  await page.goto(`${API}/?user=${user}&pageSize=2`);
+  await page.setInputFiles('#files', [corpus('Landscape_1.jpg'), corpus('Landscape_2.jpg'), corpus('Landscape_3.jpg')]);
+  await allSettled(page, 3);
+
+  // After a reload the library shows them again, two at a time.
+  await page.reload();
+  await allSettled(page, 2);
+  await page.getByRole('button', { name: 'Load more' }).click();
+  await allSettled(page, 3);
+  assert.equal(await page.locator('#more').isHidden(), true, 'no more pages');
+  await page.waitForFunction(() => /^3 files of 10000 files · /.test(document.querySelector('#usage').textContent));
+
+  // Alt text and tags, saved with If-Match, shown, and kept across a reload.
+  const card = page.locator('.card', { hasText: 'Landscape_2.jpg' });
+  const mediaId = await card.getAttribute('data-media-id');
+  await card.getByRole('button', { name: 'Edit' }).click();
+  await card.getByLabel('Alt text').fill('A hillside road at dusk');
+  await card.getByLabel('Tags').fill('Road, dusk, road');
+  await card.getByRole('button', { name: 'Save' }).click();
+  await card.locator('.facts', { hasText: 'road, dusk' }).waitFor();
+  const stored = await api(await token(user), 'GET', `/api/v1/upload/${mediaId}`);
+  assert.equal(stored.body.alt, 'A hillside road at dusk');
+  assert.deepEqual(stored.body.tags, ['road', 'dusk']);
+
+  // Changed elsewhere meanwhile: the page's If-Match no longer matches, nothing is overwritten.
+  await card.getByRole('button', { name: 'Edit' }).click();
+  const elsewhere = await api(await token(user), 'PATCH', `/api/v1/upload/${mediaId}`, { title: 'from another tab' });
+  assert.equal(elsewhere.status, 200);
+  await card.getByLabel('Alt text').fill('overwritten?');
+  await card.getByRole('button', { name: 'Save' }).click();
+  await card.locator('.edit-error', { hasText: 'changed elsewhere' }).waitFor();
+  const after412 = await api(await token(user), 'GET', `/api/v1/upload/${mediaId}`);
+  assert.equal(after412.body.alt, 'A hillside road at dusk');
+  assert.equal(after412.body.title, 'from another tab');
+
+  // Delete, then undo: gone from the API at once, back as it was.
+  const thumb = await card.locator('.preview img').getAttribute('src');
+  await card.getByRole('button', { name: 'Delete' }).click();
+  await page.waitForFunction((id) => document.querySelector(`.card[data-media-id="${id}"]`)?.dataset.status === 'deleted', mediaId);
+  assert.equal((await api(await token(user), 'GET', `/api/v1/upload/${mediaId}`)).status, 404);
+  await page.waitForFunction(() => /^2 files/.test(document.querySelector('#usage').textContent));
+  await card.getByRole('button', { name: 'Undo' }).click();
+  await page.waitForFunction((id) => document.querySelector(`.card[data-media-id="${id}"]`)?.dataset.status === 'ready', mediaId);
+  const back = await api(await token(user), 'GET', `/api/v1/upload/${mediaId}`);
+  assert.equal(back.status, 200);
+  assert.equal(back.body.alt, 'A hillside road at dusk');
+  // The thumbnail URL handed out before the delete serves again.
+  assert.equal((await fetch(thumb)).status, 200);
+  await page.waitForFunction(() => /^3 files/.test(document.querySelector('#usage').textContent));
+  await page.screenshot({ path: join(ARTIFACTS, 'demo-library.png'), fullPage: true });
+  // The only console errors are the browser's notes on the refused edit (HTTP 412).
+  assert.deepEqual(b.errors.slice(earlier).filter((e) => !/status of 412/.test(e)), []);
+});

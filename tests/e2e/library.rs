@@ -401,3 +401,30 @@ async fn a_patch_whose_answer_is_lost_is_applied_once() -> TestResult {
     t.app.shutdown().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn the_last_page_of_processed_media_says_there_is_no_next() -> TestResult {
+    let t = spawn_app(&[]).await?;
+    let alice = token("alice");
+    let photo = corpus("Kodak_CX7530.jpg")?;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let p = t.upload(&alice, "p.jpg", "image/jpeg", &photo).await?;
+        let id = p["mediaId"].as_str().ok_or("no id")?.to_owned();
+        assert_eq!(t.wait_processed(&alice, &id).await?["status"], "ready");
+        ids.push(id);
+    }
+    let first = t.list(&alice, "limit=2").await?;
+    assert_eq!(first.body["items"].as_array().map(Vec::len), Some(2));
+    let cursor = first.body["nextCursor"].as_str().ok_or("no cursor")?;
+    let second = t.list(&alice, &format!("limit=2&cursor={cursor}")).await?;
+    assert_eq!(
+        second.body["items"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        second.body
+    );
+    assert_eq!(second.body["nextCursor"], Value::Null, "{}", second.body);
+    t.app.shutdown().await;
+    Ok(())
+}
