@@ -97,23 +97,6 @@ fn summary(events: &[Value]) -> Vec<(String, String, u64)> {
     out
 }
 
-async fn ready_photo(t: &TestApp, user: &str) -> TestResult<String> {
-    let presigned = t
-        .upload(
-            &token(user),
-            "p.jpg",
-            "image/jpeg",
-            &corpus("Kodak_CX7530.jpg")?,
-        )
-        .await?;
-    let id = presigned["mediaId"].as_str().ok_or("no id")?.to_owned();
-    assert_eq!(
-        t.wait_processed(&token(user), &id).await?["status"],
-        "ready"
-    );
-    Ok(id)
-}
-
 #[tokio::test]
 async fn every_state_change_is_announced_once_on_the_named_bus() -> TestResult {
     let bus = unique_name("bus");
@@ -125,7 +108,7 @@ async fn every_state_change_is_announced_once_on_the_named_bus() -> TestResult {
     let queue = subscribe(&t).await?;
     let alice = token("alice");
 
-    let ready = ready_photo(&t, "alice").await?;
+    let (ready, _) = t.ready_photo("alice").await?;
     let photo = corpus("Kodak_CX7530.jpg")?;
     let bad = t
         .upload(&alice, "bad.jpg", "image/jpeg", &photo[..photo.len() / 3])
@@ -180,7 +163,7 @@ async fn a_failed_publish_fails_the_call_and_its_retry_publishes_once() -> TestR
     let (t, proxy) = spawn_app_behind_proxy(&[("EVENT_BUS_NAME", &bus)]).await?;
     let queue = subscribe(&t).await?;
     let alice = token("alice");
-    let id = ready_photo(&t, "alice").await?;
+    let (id, _) = t.ready_photo("alice").await?;
     assert_eq!(receive(&t, &queue, 1).await?.len(), 1, "the ready event");
 
     // The delete is stored, its event is not: the call fails, and the retry announces it.

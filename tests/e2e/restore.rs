@@ -31,26 +31,11 @@ async fn restore(t: &TestApp, user: &str, id: &str) -> TestResult<e2e::Reply> {
     t.restore(&token(user), id).await
 }
 
-async fn ready_photo(t: &TestApp, user: &str) -> TestResult<(String, Value)> {
-    let presigned = t
-        .upload(
-            &token(user),
-            "p.jpg",
-            "image/jpeg",
-            &corpus("Kodak_CX7530.jpg")?,
-        )
-        .await?;
-    let id = presigned["mediaId"].as_str().ok_or("no id")?.to_owned();
-    let view = t.wait_processed(&token(user), &id).await?;
-    assert_eq!(view["status"], "ready", "{view}");
-    Ok((id, view))
-}
-
 #[tokio::test]
 async fn a_delete_stops_every_url_and_a_restore_serves_them_again() -> TestResult {
     let t = spawn_app(&[]).await?;
     let alice = token("alice");
-    let (id, view) = ready_photo(&t, "alice").await?;
+    let (id, view) = t.ready_photo("alice").await?;
     let handed_out = urls(&view);
     assert_eq!(handed_out.len(), 4);
     assert_eq!(statuses(&t, &handed_out).await?, [200; 4]);
@@ -155,7 +140,7 @@ async fn pending_and_rejected_media_come_back_as_they_were() -> TestResult {
 async fn purged_media_cannot_be_restored() -> TestResult {
     let t = spawn_app(&[("CLEANUP_GRACE_PERIOD_HOURS", "0")]).await?;
     let alice = token("alice");
-    let (id, _) = ready_photo(&t, "alice").await?;
+    let (id, _) = t.ready_photo("alice").await?;
     assert_eq!(t.delete(&alice, &id).await?.status, 204);
     let summary = t.app.service.run_cleanup().await?;
     assert_eq!(summary.purged, 1, "{summary:?}");
@@ -168,7 +153,7 @@ async fn purged_media_cannot_be_restored() -> TestResult {
 async fn lost_answers_of_a_delete_and_a_restore_still_end_right() -> TestResult {
     let (t, proxy) = spawn_app_behind_proxy(&[]).await?;
     let alice = token("alice");
-    let (id, view) = ready_photo(&t, "alice").await?;
+    let (id, view) = t.ready_photo("alice").await?;
     let handed_out = urls(&view);
 
     // The delete marker's answer is lost: the delete still answers 204 and nothing serves.

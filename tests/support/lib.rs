@@ -152,6 +152,23 @@ impl TestApp {
         Ok(presigned.body)
     }
 
+    /// Uploads the corpus photo `Kodak_CX7530.jpg` as `user` and waits until it is ready; its id
+    /// and its view.
+    pub async fn ready_photo(&self, user: &str) -> TestResult<(String, Value)> {
+        let presigned = self
+            .upload(
+                &token(user),
+                "p.jpg",
+                "image/jpeg",
+                &corpus("Kodak_CX7530.jpg")?,
+            )
+            .await?;
+        let id = presigned["mediaId"].as_str().ok_or("no id")?.to_owned();
+        let view = self.wait_processed(&token(user), &id).await?;
+        assert_eq!(view["status"], "ready", "{view}");
+        Ok((id, view))
+    }
+
     /// `GET /api/v1/upload/{id}`.
     pub async fn get(&self, token: &str, id: &str) -> TestResult<Reply> {
         reply(

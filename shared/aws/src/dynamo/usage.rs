@@ -59,7 +59,10 @@ impl UsageChange {
         let mut update = Update::builder()
             .table_name(table)
             .key("id", usage_key(&self.owner))
-            .update_expression("ADD files :f, #b :b")
+            // Placeholders for both names: `bytes` and `files` are close to DynamoDB's reserved
+            // words (BYTE, FILE), and a reserved word in an expression is refused.
+            .update_expression("ADD #f :f, #b :b")
+            .expression_attribute_names("#f", "files")
             .expression_attribute_names("#b", "bytes")
             .expression_attribute_values(":f", AttributeValue::N(self.files.to_string()))
             .expression_attribute_values(":b", AttributeValue::N(self.bytes.to_string()));
@@ -67,7 +70,7 @@ impl UsageChange {
         if let Some(q) = self.quota.filter(|_| self.files > 0 || self.bytes > 0) {
             // Conditions cannot add: "usage + n <= limit" is written "usage <= limit - n".
             if q.files != 0 {
-                conditions.push("(attribute_not_exists(files) OR files <= :fmax)");
+                conditions.push("(attribute_not_exists(#f) OR #f <= :fmax)");
                 let max = i64::try_from(q.files).unwrap_or(i64::MAX) - self.files;
                 update =
                     update.expression_attribute_values(":fmax", AttributeValue::N(max.to_string()));
@@ -200,8 +203,9 @@ pub(super) async fn count_request(
         .update_item()
         .table_name(table)
         .key("id", rate_key(owner, window))
-        .update_expression("ADD requests :one SET #ttl = :ttl")
-        .condition_expression("attribute_not_exists(requests) OR requests < :limit")
+        .update_expression("ADD #n :one SET #ttl = :ttl")
+        .condition_expression("attribute_not_exists(#n) OR #n < :limit")
+        .expression_attribute_names("#n", "requests")
         .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
         .expression_attribute_values(":one", n(1))
         .expression_attribute_values(":ttl", AttributeValue::N(ttl.to_string()))
@@ -222,8 +226,9 @@ pub(super) async fn uncount_request(
         .update_item()
         .table_name(table)
         .key("id", rate_key(owner, window))
-        .update_expression("ADD requests :minus")
-        .condition_expression("requests > :zero")
+        .update_expression("ADD #n :minus")
+        .condition_expression("#n > :zero")
+        .expression_attribute_names("#n", "requests")
         .expression_attribute_values(":minus", AttributeValue::N("-1".into()))
         .expression_attribute_values(":zero", n(0))
         .send()
