@@ -37,7 +37,7 @@ impl EventPublisher for EventBridgePublisher {
             .source(SOURCE)
             .detail_type(event.change.detail_type())
             .detail(detail)
-            .resources(format!("media/{}", event.detail.id))
+            .resources(format!("media/{}", event.detail.fields.id))
             .set_event_bus_name(self.bus.clone())
             .build();
         let out = self

@@ -215,7 +215,7 @@ pub fn media_response(status: u16, result: Result<MediaView, ApiError>) -> Respo
     match result {
         Ok(view) => {
             let mut resp = json_response(status, &view);
-            if let Ok(v) = http::HeaderValue::from_str(&format!("\"{}\"", view.version)) {
+            if let Ok(v) = http::HeaderValue::from_str(&format!("\"{}\"", view.fields.version)) {
                 resp.headers_mut().insert(http::header::ETAG, v);
             }
             resp

@@ -8,12 +8,9 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use tracing::error;
 
-use crate::describe::{EntityLink, Tag};
-use crate::domain::{
-    ContentType, ImageMetadata, Media, MediaId, MediaKind, MediaStatus, Rejection, format_time,
-};
+use crate::domain::Media;
 use crate::ports::PublishError;
-use crate::service::MediaService;
+use crate::service::{MediaFields, MediaService};
 
 /// The `source` of every event.
 pub const SOURCE: &str = "media-upload";
@@ -50,73 +47,27 @@ impl Change {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MediaDetail {
-    /// The media id.
-    pub id: MediaId,
     /// The owner (the JWT `sub` of the uploader).
     pub owner_id: String,
-    /// Its status after the change.
-    pub status: MediaStatus,
-    /// Grows by one with every stored change: with `id`, the key to dedupe on.
-    pub version: u64,
-    /// The filename given at presign.
-    pub filename: String,
-    /// The declared type.
-    pub content_type: ContentType,
-    /// What sort of file it is.
-    pub kind: MediaKind,
-    /// The declared size in bytes.
-    pub size: u64,
-    /// Alternative text.
-    pub alt: Option<String>,
-    /// Title.
-    pub title: Option<String>,
-    /// Description.
-    pub description: Option<String>,
-    /// Tags.
-    pub tags: Vec<Tag>,
-    /// The thing it belongs to.
-    pub entity: Option<EntityLink>,
-    /// What processing found (ready only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub metadata: Option<ImageMetadata>,
+    /// The media's fields, as the API shows them (`id` + `version` is the key to dedupe on).
+    #[serde(flatten)]
+    pub fields: MediaFields,
     /// The thumbnails' names and sizes (ready only; no URLs: ask the API for those).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub thumbnails: BTreeMap<String, (u32, u32)>,
-    /// Why it was rejected (rejected only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rejection: Option<Rejection>,
-    /// When it was presigned.
-    pub created_at: String,
-    /// When it last changed.
-    pub updated_at: String,
 }
 
 impl MediaDetail {
     /// The detail of `media` as stored.
     pub fn of(media: &Media) -> Self {
         Self {
-            id: media.id.clone(),
             owner_id: media.owner.as_str().to_owned(),
-            status: media.status,
-            version: media.version,
-            filename: media.filename.clone(),
-            content_type: media.content_type,
-            kind: media.kind(),
-            size: media.size,
-            alt: media.describe.alt.clone(),
-            title: media.describe.title.clone(),
-            description: media.describe.description.clone(),
-            tags: media.describe.tags.clone(),
-            entity: media.describe.entity.clone(),
-            metadata: media.metadata.clone(),
+            fields: MediaFields::of(media),
             thumbnails: media
                 .derivatives
                 .iter()
                 .map(|(name, d)| (name.clone(), (d.width, d.height)))
                 .collect(),
-            rejection: media.rejection.clone(),
-            created_at: format_time(media.created_at),
-            updated_at: format_time(media.updated_at),
         }
     }
 }

@@ -43,13 +43,14 @@ pub enum MediaError {
     Publish(#[from] PublishError),
 }
 
-/// A media record as the API shows it.
+/// What the API's answers and the events show of a media item: everything but its URLs and its
+/// owner.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct MediaView {
+pub struct MediaFields {
     /// The media id.
     pub id: MediaId,
-    /// `pending`, `ready` or `rejected`.
+    /// `pending`, `ready` or `rejected` (in events, also `deleted` or `expired`).
     pub status: MediaStatus,
     /// The filename given at presign.
     pub filename: String,
@@ -71,10 +72,6 @@ pub struct MediaView {
     pub entity: Option<EntityLink>,
     /// Grows by one with every stored change; the `ETag` of every answer that shows the media.
     pub version: u64,
-    /// URL of the original (ready only).
-    pub original_url: Option<String>,
-    /// URLs of the thumbnails by name (ready only).
-    pub thumbnails: BTreeMap<String, String>,
     /// What processing found (ready only).
     pub metadata: Option<ImageMetadata>,
     /// Why it was rejected (rejected only).
@@ -84,6 +81,43 @@ pub struct MediaView {
     pub created_at: String,
     /// When it last changed.
     pub updated_at: String,
+}
+
+impl MediaFields {
+    /// The fields of `media` as stored.
+    pub fn of(media: &Media) -> Self {
+        Self {
+            id: media.id.clone(),
+            status: media.status,
+            filename: media.filename.clone(),
+            content_type: media.content_type,
+            kind: media.kind(),
+            size: media.size,
+            alt: media.describe.alt.clone(),
+            title: media.describe.title.clone(),
+            description: media.describe.description.clone(),
+            tags: media.describe.tags.clone(),
+            entity: media.describe.entity.clone(),
+            version: media.version,
+            metadata: media.metadata.clone(),
+            rejection: media.rejection.clone(),
+            created_at: format_time(media.created_at),
+            updated_at: format_time(media.updated_at),
+        }
+    }
+}
+
+/// A media record as the API shows it: its fields and its URLs.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MediaView {
+    /// Everything but the URLs.
+    #[serde(flatten)]
+    pub fields: MediaFields,
+    /// URL of the original (ready only).
+    pub original_url: Option<String>,
+    /// URLs of the thumbnails by name (ready only).
+    pub thumbnails: BTreeMap<String, String>,
 }
 
 /// The service behind every function.
@@ -235,26 +269,10 @@ impl MediaService {
                 thumbnails.insert(name.clone(), self.url(&d.key).await?);
             }
         }
-        let kind = media.kind();
         Ok(MediaView {
-            id: media.id,
-            status: media.status,
-            filename: media.filename,
-            content_type: media.content_type,
-            kind,
-            size: media.size,
-            alt: media.describe.alt,
-            title: media.describe.title,
-            description: media.describe.description,
-            tags: media.describe.tags,
-            entity: media.describe.entity,
-            version: media.version,
+            fields: MediaFields::of(&media),
             original_url,
             thumbnails,
-            metadata: media.metadata,
-            rejection: media.rejection,
-            created_at: format_time(media.created_at),
-            updated_at: format_time(media.updated_at),
         })
     }
 }
