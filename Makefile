@@ -100,7 +100,8 @@ cold-start: system $(VENV)/.bench-installed
 	  --bootstrap target/release/get --media-dev target/release/media-dev
 
 # cargo-fuzz (pinned) in .tools; libFuzzer needs nightly flags, which RUSTC_BOOTSTRAP allows on
-# the pinned stable toolchain. Seeds: the corpus's images. Finds land in fuzz/artifacts/.
+# the pinned stable toolchain. Seeds: the corpus's images, and the WebP and PNG orientation
+# fixtures (EXIF with either header, XMP). Finds land in fuzz/artifacts/.
 CARGO_FUZZ_VERSION := 0.13.2
 FUZZ_SECONDS ?= 600
 CORPUS_DIR ?= $(or $(MEDIA_CORPUS_DIR),../shared/corpus)
@@ -111,6 +112,7 @@ fuzz: system .tools/bin/cargo-fuzz
 	mkdir -p fuzz/corpus/pipeline
 	find $(CORPUS_DIR) -maxdepth 1 -type f \( -name '*.jpg' -o -name '*.png' -o -name '*.webp' -o -name '*.gif' \) \
 	  -size -300k -exec cp -n {} fuzz/corpus/pipeline/ \;
+	cp -n shared/pipeline/tests/fixtures/orientation/*.webp shared/pipeline/tests/fixtures/orientation/*.png fuzz/corpus/pipeline/
 	RUSTC_BOOTSTRAP=1 .tools/bin/cargo-fuzz run --fuzz-dir fuzz pipeline fuzz/corpus/pipeline -- \
 	  -max_total_time=$(FUZZ_SECONDS) -max_len=262144 -rss_limit_mb=2048 -timeout=10 -print_final_stats=1
 

@@ -197,6 +197,44 @@ async fn a_photo_goes_through_its_whole_life_and_leaves_nothing_behind() -> Test
     Ok(())
 }
 
+/// WebP and PNG orientations, end to end, in the forms writers use (the pipeline's corpus test
+/// checks all eight in every form): a WebP whose EXIF chunk starts with `Exif\0\0`, a WebP with
+/// XMP only, and a PNG with a compressed XMP packet, each stored sideways (orientation 6).
+#[tokio::test]
+async fn webp_and_png_orientations_come_out_upright_end_to_end() -> TestResult {
+    let t = spawn_app(&[]).await?;
+    let alice = token("alice");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/pipeline/tests/fixtures/orientation");
+    for (file, mime) in [
+        ("portrait-6-exifheader.webp", "image/webp"),
+        ("portrait-6-xmp.webp", "image/webp"),
+        ("portrait-6-xmp.png", "image/png"),
+    ] {
+        let p = t
+            .upload(&alice, file, mime, &std::fs::read(dir.join(file))?)
+            .await?;
+        let media = t
+            .wait_processed(&alice, p["mediaId"].as_str().ok_or("no id")?)
+            .await?;
+        assert_eq!(media["status"], "ready", "{file}: {media}");
+        // Stored 120 x 80, displayed upright.
+        let m = &media["metadata"];
+        assert_eq!(
+            (
+                m["width"].as_u64(),
+                m["height"].as_u64(),
+                m["exif"]["orientation"].as_u64()
+            ),
+            (Some(80), Some(120), Some(6)),
+            "{file}"
+        );
+        check_thumbnails(&t, &media, &[("small", 80, 120)]).await?;
+    }
+    t.app.shutdown().await;
+    Ok(())
+}
+
 #[tokio::test]
 async fn every_exif_orientation_comes_out_upright() -> TestResult {
     let t = spawn_app(&[]).await?;

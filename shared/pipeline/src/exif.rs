@@ -5,11 +5,29 @@ use std::io::Cursor;
 
 use media_core::domain::ExifData;
 
+use crate::meta;
+
 /// Reads the EXIF fields the service reports. Broken EXIF never rejects an image: whatever parses
 /// is kept, the rest is dropped.
+///
+/// A WebP's `EXIF` chunk is read in both forms writers use (bare TIFF header, or JPEG's
+/// `Exif\0\0` first). When there is no EXIF orientation, a WebP's or PNG's XMP
+/// `tiff:Orientation` gives it: EXIF wins when both are present.
 pub fn read_exif(bytes: &[u8]) -> ExifData {
+    let mut data = read_exif_fields(bytes);
+    if data.orientation.is_none() {
+        data.orientation = meta::xmp_orientation(bytes);
+    }
+    data
+}
+
+fn read_exif_fields(bytes: &[u8]) -> ExifData {
     use exif::{In, Tag, Value};
-    let Ok(exif) = exif::Reader::new().read_from_container(&mut Cursor::new(bytes)) else {
+    let parsed = match meta::webp_exif(bytes) {
+        Some(tiff) => exif::Reader::new().read_raw(tiff.to_vec()),
+        None => exif::Reader::new().read_from_container(&mut Cursor::new(bytes)),
+    };
+    let Ok(exif) = parsed else {
         return ExifData::default();
     };
     let field = |tag| exif.get_field(tag, In::PRIMARY).map(|f| &f.value);

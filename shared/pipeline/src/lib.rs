@@ -10,6 +10,7 @@ mod container;
 mod decode;
 mod encode;
 mod exif;
+mod meta;
 mod placeholder;
 mod png;
 mod raster;

@@ -3,7 +3,7 @@
 //! says a correct service does with it.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use media_core::config::ThumbnailFormat;
 use media_core::domain::{ContentType, RejectionCode};
@@ -424,4 +424,49 @@ fn a_chunk_that_runs_past_the_end_of_the_file_is_corrupt() {
         "{}",
         rejection.message
     );
+}
+
+/// WebP and PNG say how to display their pixels in the ways writers do (see
+/// `fixtures/orientation/make.py`): a WebP's EXIF chunk with or without JPEG's `Exif\0\0` header,
+/// a PNG's `eXIf`, or only XMP (`tiff:Orientation`, as an attribute or an element, compressed or
+/// not). Every one of the eight orientations must come out upright in each form, with the
+/// orientation reported.
+#[test]
+fn webp_and_png_orientations_come_out_upright_in_every_form() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/orientation");
+    let run = |file: &str| {
+        let bytes = std::fs::read(dir.join(file)).expect("fixture");
+        let ext = extension(file);
+        let declared = ContentType::from_extension(ext).expect("a known type");
+        process_image(
+            &bytes,
+            declared,
+            Some(ext),
+            &production(ThumbnailFormat::Png),
+        )
+        .unwrap_or_else(|r| panic!("{file}: rejected: {r:?}"))
+    };
+    for form in [
+        "exif.webp",
+        "exifheader.webp",
+        "xmp.webp",
+        "exif.png",
+        "xmp.png",
+    ] {
+        let reference = run(&format!("portrait-1-{form}"));
+        let upright = decode(&reference.thumbnails[0].bytes);
+        let mirrored = difference(&upright, &image::imageops::flip_horizontal(&upright));
+        for n in 1..=8u8 {
+            let file = format!("portrait-{n}-{form}");
+            let p = run(&file);
+            // Stored 80 x 120 (or 120 x 80 for 5-8); displayed upright, 80 wide and 120 high.
+            assert_eq!((p.metadata.width, p.metadata.height), (80, 120), "{file}");
+            assert_eq!(p.metadata.exif.orientation, Some(n), "{file}");
+            let d = difference(&upright, &decode(&p.thumbnails[0].bytes));
+            assert!(
+                d < 4.0 && d * 5.0 < mirrored,
+                "{file}: differs from upright by {d:.2} (a mirror image: {mirrored:.2})"
+            );
+        }
+    }
 }
