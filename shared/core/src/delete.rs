@@ -64,10 +64,9 @@ impl MediaService {
         }
         self.delete_all(&keys).await?;
         if let Some(cdn) = &self.cdn {
-            // One wildcard path per folder (the media's own): CloudFront bills invalidations per
-            // path, and a wildcard counts as one.
-            let mut paths: Vec<String> = keys.iter().map(|k| format!("/{}*", k.folder())).collect();
-            paths.dedup();
+            // The exact keys, not a wildcard: CloudFront allows 3,000 file paths in progress per
+            // distribution but only 15 wildcard paths, which a burst of deletes would exhaust.
+            let paths: Vec<String> = keys.iter().map(|k| format!("/{k}")).collect();
             // The origin no longer serves them; if the invalidation fails, cached copies stay
             // until they expire. Counted and logged, not a failed delete.
             if let Err(e) = cdn.invalidate(&paths).await {
