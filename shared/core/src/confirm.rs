@@ -26,6 +26,6 @@ impl MediaService {
             media_id = %id, owner = owner.as_str(), status = media.status.as_str(),
             elapsed_ms = started.elapsed().as_millis() as u64, "confirmed upload"
         );
-        self.view(media).await
+        Ok(self.view(media).await?)
     }
 }

@@ -8,6 +8,6 @@ impl MediaService {
     pub async fn get_media(&self, owner: &OwnerId, id: &MediaId) -> Result<MediaView, MediaError> {
         let _flush = FlushOnDrop(&self.metrics);
         let media = self.owned(owner, id).await?;
-        self.view(media).await
+        Ok(self.view(media).await?)
     }
 }

@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use crate::describe::{EntityLink, Tag, parse_entity_id, parse_entity_type};
 use crate::domain::{MediaId, MediaKind, MediaStatus, OwnerId, format_time, parse_time};
 use crate::ports::{ListPosition, ListQuery, RepoError, StoreError};
-use crate::service::{FlushOnDrop, MediaError, MediaService, MediaView};
+use crate::service::{FlushOnDrop, MediaService, MediaView};
 
 /// Items per page when the request does not say.
 pub const DEFAULT_LIMIT: usize = 20;
@@ -37,20 +37,6 @@ pub enum ListError {
     /// The repository failed.
     #[error(transparent)]
     Repo(#[from] RepoError),
-}
-
-impl From<MediaError> for ListError {
-    fn from(e: MediaError) -> Self {
-        match e {
-            MediaError::Store(e) => Self::Store(e),
-            MediaError::Repo(e) => Self::Repo(e),
-            // The view of a listed record cannot be "not found"; keep the cause anyway.
-            other => Self::Repo(RepoError::Malformed {
-                id: String::new(),
-                reason: other.to_string(),
-            }),
-        }
-    }
 }
 
 /// A parsed list request.

@@ -7,7 +7,7 @@ use tracing::{info, warn};
 use crate::domain::{MediaId, MediaStatus, OwnerId};
 use crate::notify::Change;
 use crate::ports::{PublishError, RepoError, Reserved, StoreError};
-use crate::service::{FlushOnDrop, MediaError, MediaService, MediaView};
+use crate::service::{FlushOnDrop, MediaService, MediaView};
 use crate::usage::over_quota_message;
 
 /// How often a restore is tried again when another change lands between its read and its write.
@@ -37,18 +37,6 @@ pub enum RestoreError {
     /// Restored, but its event could not be published (a retry publishes it).
     #[error(transparent)]
     Publish(#[from] PublishError),
-}
-
-impl From<MediaError> for RestoreError {
-    fn from(e: MediaError) -> Self {
-        match e {
-            MediaError::Store(e) => Self::Store(e),
-            MediaError::Repo(e) => Self::Repo(e),
-            MediaError::Publish(e) => Self::Publish(e),
-            MediaError::Contended => Self::Contended,
-            MediaError::NotFound | MediaError::NotUploaded => Self::NotFound,
-        }
-    }
 }
 
 impl MediaService {

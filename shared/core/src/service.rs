@@ -258,7 +258,7 @@ impl MediaService {
         }
     }
 
-    pub(crate) async fn view(&self, media: Media) -> Result<MediaView, MediaError> {
+    pub(crate) async fn view(&self, media: Media) -> Result<MediaView, StoreError> {
         let mut original_url = None;
         let mut thumbnails = BTreeMap::new();
         if media.status == MediaStatus::Ready {
