@@ -40,23 +40,9 @@ async fn keys(t: &TestApp) -> TestResult<BTreeSet<String>> {
 
 /// The stored record's status (read directly, past the proxy), or `None` when it is gone.
 async fn stored_status(t: &TestApp, id: &str) -> TestResult<Option<String>> {
-    let out = t
-        .direct
-        .dynamodb
-        .get_item()
-        .table_name(&t.app.service.config().table)
-        .key(
-            "id",
-            aws_sdk_dynamodb::types::AttributeValue::S(id.to_owned()),
-        )
-        .consistent_read(true)
-        .send()
-        .await?;
-    Ok(out
-        .item()
-        .and_then(|i| i.get("status"))
-        .and_then(|v| v.as_s().ok())
-        .cloned())
+    Ok(t.stored_item(id)
+        .await?
+        .and_then(|i| i.get("status").and_then(|v| v.as_s().ok()).cloned()))
 }
 
 /// Uploads the photo as `user` and waits until it is processed; returns its id and final view.

@@ -113,18 +113,7 @@ async fn pending_and_rejected_media_come_back_as_they_were() -> TestResult {
     }
     assert_eq!(t.get(&alice, &pending).await?.body["alt"], "kept");
     // A restored pending upload is queued for expiry again, like any pending upload.
-    let item = t
-        .direct
-        .dynamodb
-        .get_item()
-        .table_name(&t.app.service.config().table)
-        .key(
-            "id",
-            aws_sdk_dynamodb::types::AttributeValue::S(pending.clone()),
-        )
-        .send()
-        .await?;
-    let item = item.item().ok_or("no record")?;
+    let item = t.stored_item(&pending).await?.ok_or("no record")?;
     assert!(
         item.get("gcQueue")
             .and_then(|v| v.as_s().ok())

@@ -321,8 +321,14 @@ impl TestApp {
         Ok(out.items().len())
     }
 
-    /// `owner`'s usage item as stored: (files, bytes), zeros when there is none.
-    pub async fn stored_usage(&self, owner: &str) -> TestResult<(i64, i64)> {
+    /// The item with key `id` as stored, read directly and strongly consistent (past any proxy),
+    /// or `None` when there is none.
+    pub async fn stored_item(
+        &self,
+        id: &str,
+    ) -> TestResult<
+        Option<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>,
+    > {
         let out = self
             .direct
             .dynamodb
@@ -330,13 +336,19 @@ impl TestApp {
             .table_name(&self.app.service.config().table)
             .key(
                 "id",
-                aws_sdk_dynamodb::types::AttributeValue::S(format!("usage#{owner}")),
+                aws_sdk_dynamodb::types::AttributeValue::S(id.to_owned()),
             )
             .consistent_read(true)
             .send()
             .await?;
+        Ok(out.item().cloned())
+    }
+
+    /// `owner`'s usage item as stored: (files, bytes), zeros when there is none.
+    pub async fn stored_usage(&self, owner: &str) -> TestResult<(i64, i64)> {
+        let item = self.stored_item(&format!("usage#{owner}")).await?;
         let number = |name: &str| -> i64 {
-            out.item()
+            item.as_ref()
                 .and_then(|i| i.get(name))
                 .and_then(|v| v.as_n().ok())
                 .and_then(|v| v.parse().ok())
