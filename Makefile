@@ -21,7 +21,7 @@ help:
 	@echo "make sam-build - sam build: the seven functions' arm64 bootstrap artifacts, checked"
 	@echo "make bench  - time the image pipeline against libvips on the corpus (BENCH_ARGS='--rounds 3')"
 	@echo "make cold-start - measure the cold start of the process and get functions on the emulator"
-	@echo "make fuzz   - fuzz the image pipeline (FUZZ_SECONDS=600)"
+	@echo "make fuzz   - fuzz the image pipeline and the document validators (FUZZ_SECONDS=600 each)"
 
 # The pinned Python tools (moto, aws-sam-cli, cfn-lint, cargo-lambda), in the repo's own venv.
 $(VENV)/.installed: tools/requirements.lock
@@ -100,8 +100,9 @@ cold-start: system $(VENV)/.bench-installed
 	  --bootstrap target/release/get --media-dev target/release/media-dev
 
 # cargo-fuzz (pinned) in .tools; libFuzzer needs nightly flags, which RUSTC_BOOTSTRAP allows on
-# the pinned stable toolchain. Seeds: the corpus's images, and the WebP and PNG orientation
-# fixtures (EXIF with either header, XMP). Finds land in fuzz/artifacts/.
+# the pinned stable toolchain. Two targets, FUZZ_SECONDS each: the image pipeline (seeds: the
+# corpus's images, and the WebP and PNG orientation fixtures) and the document validators (seeds:
+# tests/documents). Finds land in fuzz/artifacts/.
 CARGO_FUZZ_VERSION := 0.13.2
 FUZZ_SECONDS ?= 600
 CORPUS_DIR ?= $(or $(MEDIA_CORPUS_DIR),../shared/corpus)
@@ -114,6 +115,11 @@ fuzz: system .tools/bin/cargo-fuzz
 	  -size -300k -exec cp -n {} fuzz/corpus/pipeline/ \;
 	cp -n shared/pipeline/tests/fixtures/orientation/*.webp shared/pipeline/tests/fixtures/orientation/*.png fuzz/corpus/pipeline/
 	RUSTC_BOOTSTRAP=1 .tools/bin/cargo-fuzz run --fuzz-dir fuzz pipeline fuzz/corpus/pipeline -- \
+	  -max_total_time=$(FUZZ_SECONDS) -max_len=262144 -rss_limit_mb=2048 -timeout=10 -print_final_stats=1
+	mkdir -p fuzz/corpus/documents
+	find tests/documents -maxdepth 1 -type f ! -name '*.py' ! -name '*.tsv' -size -300k \
+	  -exec cp -n {} fuzz/corpus/documents/ \;
+	RUSTC_BOOTSTRAP=1 .tools/bin/cargo-fuzz run --fuzz-dir fuzz documents fuzz/corpus/documents -- \
 	  -max_total_time=$(FUZZ_SECONDS) -max_len=262144 -rss_limit_mb=2048 -timeout=10 -print_final_stats=1
 
 clean:

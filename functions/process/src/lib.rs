@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use media_core::Config;
 use media_core::ports::ImageProcessor;
-use media_pipeline::{Pipeline, PipelineOptions};
+use media_pipeline::document::ArchiveLimits;
+use media_pipeline::{DocumentOptions, Pipeline, PipelineOptions};
 
 /// The pipeline's options from the configuration.
 pub fn pipeline_options(config: &Config) -> PipelineOptions {
@@ -23,6 +24,15 @@ pub fn pipeline_options(config: &Config) -> PipelineOptions {
         quality: config.thumbnail_quality,
         webp_method: config.webp_method,
         convert_original_to_webp: config.convert_original_to_webp,
+        documents: DocumentOptions {
+            max_bytes: config.max_document_size,
+            allow_active_content: config.allow_active_content,
+            archive: ArchiveLimits {
+                max_entries: config.max_archive_entries,
+                max_uncompressed: config.max_archive_uncompressed,
+                ..ArchiveLimits::default()
+            },
+        },
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::domain::ContentType;
+use crate::domain::{ContentType, MediaKind};
 
 /// How hard libwebp works (`method`, 0-6). Method 4, libwebp's and libvips's default, spends
 /// about 50 ms on one 800 px thumbnail here, more than decoding and resizing together, for
@@ -81,14 +81,26 @@ pub struct Config {
     pub upload_prefix: String,
     /// `DERIVATIVES_PREFIX` (default `derivatives/`): where thumbnails go, outside the trigger.
     pub derivatives_prefix: String,
-    /// `MAX_FILE_SIZE` (default 5 MiB): the largest upload in bytes.
+    /// `MAX_FILE_SIZE` (default 5 MiB): the largest image upload in bytes.
     pub max_file_size: u64,
-    /// `MAX_TOTAL_SIZE` (default 20 MiB): the largest sum of sizes in one presign request.
+    /// `MAX_DOCUMENT_SIZE` (default 50 MiB): the largest document, spreadsheet, archive or text
+    /// upload in bytes.
+    pub max_document_size: u64,
+    /// `ALLOW_ACTIVE_CONTENT` (default false): accept PDFs with JavaScript, launch actions or
+    /// embedded files, and Office documents with macros.
+    pub allow_active_content: bool,
+    /// `MAX_ARCHIVE_ENTRIES` (default 10000): most entries in a ZIP or OOXML file.
+    pub max_archive_entries: u64,
+    /// `MAX_ARCHIVE_UNCOMPRESSED` (default 1 GiB): the largest total a ZIP or OOXML file's
+    /// entries may declare.
+    pub max_archive_uncompressed: u64,
+    /// `MAX_TOTAL_SIZE` (default 20 MiB): the largest sum of sizes in one presign request of
+    /// several files (one file alone is bounded by its kind's limit only).
     pub max_total_size: u64,
     /// `MAX_FILES_PER_REQUEST` (default 10).
     pub max_files_per_request: usize,
-    /// `ALLOWED_TYPES` (default `image/jpeg,image/png,image/webp,image/gif`; a GIF's first frame
-    /// is what the derivatives show).
+    /// `ALLOWED_TYPES` (default: every type the service checks, images and documents; a GIF's
+    /// first frame is what the derivatives show).
     pub allowed_types: Vec<ContentType>,
     /// `PRESIGN_EXPIRY_SECONDS` (default 900): lifetime of upload URLs.
     pub presign_expiry: Duration,
@@ -148,6 +160,17 @@ pub struct Config {
     pub event_bus_name: Option<String>,
 }
 
+impl Config {
+    /// The largest upload of this kind: `MAX_FILE_SIZE` for images, `MAX_DOCUMENT_SIZE` for the
+    /// rest.
+    pub fn max_size(&self, kind: MediaKind) -> u64 {
+        match kind {
+            MediaKind::Image => self.max_file_size,
+            _ => self.max_document_size,
+        }
+    }
+}
+
 fn flag(v: Option<&str>) -> bool {
     matches!(
         v.map(str::to_ascii_lowercase).as_deref(),
@@ -171,6 +194,10 @@ impl Config {
         "DERIVATIVES_PREFIX",
         "ALLOWED_TYPES",
         "MAX_FILE_SIZE",
+        "MAX_DOCUMENT_SIZE",
+        "ALLOW_ACTIVE_CONTENT",
+        "MAX_ARCHIVE_ENTRIES",
+        "MAX_ARCHIVE_UNCOMPRESSED",
         "MAX_TOTAL_SIZE",
         "MAX_FILES_PER_REQUEST",
         "MAX_IMAGE_PIXELS",
@@ -232,12 +259,7 @@ impl Config {
         };
 
         let allowed_types = match get("ALLOWED_TYPES") {
-            None => vec![
-                ContentType::Jpeg,
-                ContentType::Png,
-                ContentType::Webp,
-                ContentType::Gif,
-            ],
+            None => ContentType::ALL.to_vec(),
             Some(v) => v
                 .split(',')
                 .map(|t| {
@@ -285,6 +307,10 @@ impl Config {
             upload_prefix: prefix("UPLOAD_PREFIX", "uploads/")?,
             derivatives_prefix: prefix("DERIVATIVES_PREFIX", "derivatives/")?,
             max_file_size: number("MAX_FILE_SIZE", 5 * 1024 * 1024)?,
+            max_document_size: number("MAX_DOCUMENT_SIZE", 50 * 1024 * 1024)?,
+            allow_active_content: flag(get("ALLOW_ACTIVE_CONTENT").as_deref()),
+            max_archive_entries: number("MAX_ARCHIVE_ENTRIES", 10_000)?,
+            max_archive_uncompressed: number("MAX_ARCHIVE_UNCOMPRESSED", 1024 * 1024 * 1024)?,
             max_total_size: number("MAX_TOTAL_SIZE", 20 * 1024 * 1024)?,
             max_files_per_request: usize::try_from(number("MAX_FILES_PER_REQUEST", 10)?)
                 .unwrap_or(usize::MAX),
@@ -342,6 +368,9 @@ impl Config {
         }
         if self.max_file_size == 0 {
             return invalid("MAX_FILE_SIZE", "must be positive");
+        }
+        if self.max_document_size == 0 {
+            return invalid("MAX_DOCUMENT_SIZE", "must be positive");
         }
         if self.presign_expiry.is_zero() || self.presign_expiry > Duration::from_secs(7 * 24 * 3600)
         {

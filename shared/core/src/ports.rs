@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use crate::config::ThumbnailFormat;
 use crate::describe::{Descriptive, EntityLink, Tag};
 use crate::domain::{
-    ContentType, ImageMetadata, Media, MediaId, MediaStatus, ObjectKey, OwnerId, Rejection,
+    ContentType, Media, MediaId, MediaMetadata, MediaStatus, ObjectKey, OwnerId, Rejection,
     StoredDerivative,
 };
 
@@ -271,7 +271,7 @@ pub trait MediaRepository: Send + Sync {
         id: &MediaId,
         served_original: &ObjectKey,
         served_size: u64,
-        metadata: &ImageMetadata,
+        metadata: &MediaMetadata,
         derivatives: &std::collections::BTreeMap<String, StoredDerivative>,
         now: OffsetDateTime,
     ) -> Result<Transition, RepoError>;
@@ -404,7 +404,7 @@ pub struct Timings {
 #[derive(Debug, Clone)]
 pub struct Processed {
     /// What is stored in the record.
-    pub metadata: ImageMetadata,
+    pub metadata: MediaMetadata,
     /// The derivatives, largest first.
     pub thumbnails: Vec<Thumbnail>,
     /// A WebP of the whole (oriented) original, when asked for and smaller than the upload.

@@ -176,7 +176,9 @@ impl MediaService {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let total: u64 = checked.iter().map(|c| c.size).sum();
-        if total > self.config.max_total_size {
+        // A file alone is bounded by its kind's limit only, so one large document can be
+        // presigned even when it is over the batch total.
+        if checked.len() > 1 && total > self.config.max_total_size {
             return Err(PresignError::BatchTooLarge {
                 total,
                 limit: self.config.max_total_size,
@@ -238,11 +240,9 @@ impl MediaService {
         let size = u64::try_from(size).ok().filter(|s| *s > 0).ok_or_else(|| {
             PresignError::Invalid("size must be a positive number of bytes".into())
         })?;
-        if size > self.config.max_file_size {
-            return Err(PresignError::TooLarge {
-                size,
-                limit: self.config.max_file_size,
-            });
+        let limit = self.config.max_size(content_type.kind());
+        if size > limit {
+            return Err(PresignError::TooLarge { size, limit });
         }
         let post = match req
             .method
@@ -392,7 +392,7 @@ impl MediaService {
                 .presign_post(
                     key,
                     c.content_type,
-                    self.config.max_file_size,
+                    self.config.max_size(c.content_type.kind()),
                     self.config.presign_expiry,
                 )
                 .await?;

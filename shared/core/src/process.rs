@@ -108,7 +108,8 @@ impl MediaService {
             return Ok(ProcessOutcome::AlreadyProcessed { media_id: id });
         }
 
-        let (bytes, sha256) = match self.store.fetch(key, self.config.max_file_size).await? {
+        let limit = self.config.max_size(media.kind());
+        let (bytes, sha256) = match self.store.fetch(key, limit).await? {
             Fetched::Bytes { bytes, sha256 } => (bytes, sha256),
             Fetched::Missing => {
                 warn!(media_id = %id, key = %key, outcome = "missing", "object vanished before processing");
@@ -117,10 +118,7 @@ impl MediaService {
             Fetched::TooLarge(size) => {
                 let r = Rejection::new(
                     RejectionCode::TooLarge,
-                    format!(
-                        "the file is {size} bytes; the limit is {}",
-                        self.config.max_file_size
-                    ),
+                    format!("the file is {size} bytes; the limit is {limit}"),
                 );
                 return self.reject(&media, r, started).await;
             }
@@ -188,7 +186,7 @@ impl MediaService {
             served_type.extension(),
         );
         let served_size = served_bytes.len() as u64;
-        writes.push((served.clone(), served_bytes, served_type.mime()));
+        writes.push((served.clone(), served_bytes, served_type.served_mime()));
         let written: Vec<ObjectKey> = writes.iter().map(|(key, _, _)| key.clone()).collect();
         // All at once: the function is billed for the wall time, and S3 latency is most of it.
         // A failure fails the whole event, whose retry rewrites the same keys.
@@ -248,7 +246,7 @@ impl MediaService {
             self.record_outcome("ready", &media, started);
             info!(
                 media_id = %id, owner = media.owner.as_str(), key = %key, status = "ready",
-                width = processed.metadata.width, height = processed.metadata.height, elapsed_ms,
+                kind = media.kind().as_str(), elapsed_ms,
                 decode_ms = timings.decode.as_millis() as u64, resize_ms = timings.resize.as_millis() as u64,
                 encode_ms = timings.encode.as_millis() as u64,
                 "processed upload"

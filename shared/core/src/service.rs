@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::describe::{EntityLink, Tag};
 use crate::domain::{
-    ContentType, ImageMetadata, Media, MediaId, MediaKind, MediaStatus, ObjectKey, OwnerId,
+    ContentType, Media, MediaId, MediaKind, MediaMetadata, MediaStatus, ObjectKey, OwnerId,
     Rejection, format_time,
 };
 use crate::metrics::{MeteredObjectStore, Metrics};
@@ -73,7 +73,7 @@ pub struct MediaFields {
     /// Grows by one with every stored change; the `ETag` of every answer that shows the media.
     pub version: u64,
     /// What processing found (ready only).
-    pub metadata: Option<ImageMetadata>,
+    pub metadata: Option<MediaMetadata>,
     /// Why it was rejected (rejected only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rejection: Option<Rejection>,

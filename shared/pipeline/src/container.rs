@@ -27,6 +27,8 @@ pub fn walk(bytes: &[u8], kind: ContentType) -> Result<Structure, Malformed> {
         ContentType::Png => png(bytes),
         ContentType::Webp => webp(bytes),
         ContentType::Gif => gif(bytes),
+        // Only the four raster types are sniffed as images and reach the image pipeline.
+        _ => Err(Malformed("not an image")),
     }
 }
 

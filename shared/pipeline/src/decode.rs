@@ -78,6 +78,12 @@ pub fn decode(
             None => decode_with_image(bytes, kind, limits)?,
         },
         ContentType::Gif => decode_with_image(bytes, kind, limits)?,
+        _ => {
+            return Err(Rejection::new(
+                RejectionCode::NotAnImage,
+                "the content is not a recognised image",
+            ));
+        }
     };
     if let Some(icc) = icc {
         super::color::to_srgb(&mut raster.data, raster.channels, &icc);
@@ -395,6 +401,8 @@ fn reader(bytes: &[u8], kind: ContentType, limits: Limits) -> ImageReader<Cursor
         ContentType::Png => ImageFormat::Png,
         ContentType::Webp => ImageFormat::WebP,
         ContentType::Gif => ImageFormat::Gif,
+        // Only raster types reach the decoders (see `container::walk`).
+        _ => ImageFormat::Png,
     });
     r.limits(limits);
     r

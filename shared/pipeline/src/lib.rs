@@ -8,6 +8,7 @@
 mod color;
 mod container;
 mod decode;
+pub mod document;
 mod encode;
 mod exif;
 mod meta;
@@ -23,6 +24,7 @@ use std::time::Instant;
 use image::Limits;
 use sha2::{Digest, Sha256};
 
+pub use document::DocumentOptions;
 pub use encode::{DEFAULT_WEBP_METHOD, EncodeOptions};
 pub use exif::read_exif;
 pub use raster::Raster;
@@ -30,7 +32,7 @@ pub use resize::fit_inside;
 pub use sniff::{Sniffed, sniff};
 
 use media_core::config::{ThumbnailFormat, ThumbnailSize};
-use media_core::domain::{ContentType, ImageMetadata, Rejection, RejectionCode};
+use media_core::domain::{ContentType, MediaKind, MediaMetadata, Rejection, RejectionCode};
 use media_core::ports::ImageProcessor;
 pub use media_core::ports::{Processed, Thumbnail, Timings};
 
@@ -60,6 +62,8 @@ pub struct PipelineOptions {
     pub webp_method: u8,
     /// Also make a WebP of the whole original.
     pub convert_original_to_webp: bool,
+    /// How documents, spreadsheets, archives and text are checked.
+    pub documents: DocumentOptions,
 }
 
 impl Default for PipelineOptions {
@@ -84,6 +88,7 @@ impl Default for PipelineOptions {
             quality: 80,
             webp_method: DEFAULT_WEBP_METHOD,
             convert_original_to_webp: false,
+            documents: DocumentOptions::default(),
         }
     }
 }
@@ -156,17 +161,21 @@ pub fn process_with_checksum(
     opts: &PipelineOptions,
 ) -> Result<Processed, Rejection> {
     catch_unwind(AssertUnwindSafe(|| {
-        process_unguarded(bytes, sha256, declared, extension, opts)
+        if declared.kind() == MediaKind::Image {
+            process_unguarded(bytes, sha256, declared, extension, opts)
+        } else {
+            document::process(bytes, sha256, declared, extension, opts)
+        }
     }))
     .unwrap_or_else(|_| {
         Err(Rejection::new(
             RejectionCode::Corrupt,
-            "the image could not be decoded",
+            "the file could not be decoded",
         ))
     })
 }
 
-fn reject(code: RejectionCode, message: impl Into<String>) -> Rejection {
+pub(crate) fn reject(code: RejectionCode, message: impl Into<String>) -> Rejection {
     Rejection::new(code, message)
 }
 
@@ -269,9 +278,9 @@ fn process_unguarded(
         (header.width, header.height)
     };
     Ok(Processed {
-        metadata: ImageMetadata {
-            width,
-            height,
+        metadata: MediaMetadata {
+            width: Some(width),
+            height: Some(height),
             format: kind.format_name().to_owned(),
             size: bytes.len() as u64,
             sha256: hex::encode(sha256),
@@ -279,6 +288,7 @@ fn process_unguarded(
             frames: (structure.frames > 1).then_some(structure.frames),
             blurhash: smallest.as_ref().and_then(placeholder::blurhash),
             dominant_color: smallest.as_ref().and_then(placeholder::dominant_color),
+            ..MediaMetadata::default()
         },
         thumbnails,
         original_webp,
@@ -352,7 +362,7 @@ fn check_dimensions(width: u32, height: u32, opts: &PipelineOptions) -> Result<(
 
 /// The derivatives, largest first, each resized from the previous (larger) one and oriented
 /// only once it is small. Also returns the smallest, oriented, for the placeholders.
-fn make_thumbnails(
+pub(crate) fn make_thumbnails(
     decoded: &Raster,
     (stored_w, stored_h): (u32, u32),
     orientation: u8,
@@ -422,6 +432,7 @@ mod tests {
             quality: 80,
             webp_method: DEFAULT_WEBP_METHOD,
             convert_original_to_webp: false,
+            documents: DocumentOptions::default(),
         }
     }
 
@@ -445,7 +456,7 @@ mod tests {
                 p.metadata.height,
                 p.metadata.format.as_str()
             ),
-            (300, 200, "png")
+            (Some(300), Some(200), "png")
         );
         let dims: Vec<_> = p
             .thumbnails
@@ -570,7 +581,7 @@ mod tests {
                 None,
                 &opts(),
             )?;
-            assert_eq!((p.metadata.width, p.metadata.height), (64, 48));
+            assert_eq!((p.metadata.width, p.metadata.height), (Some(64), Some(48)));
             assert!(p.metadata.exif.is_empty());
         }
         Ok(())
@@ -611,7 +622,7 @@ mod tests {
         let mut o = opts();
         o.allowed_types.push(ContentType::Gif);
         let p = process_image(&gif, ContentType::Gif, Some("gif"), &o);
-        assert_eq!(p.map(|p| p.metadata.frames).ok(), Some(Some(3)));
+        assert_eq!(p.map(|p| p.metadata.frames), Ok(Some(3)));
         o.max_frames = 2;
         let err = process_image(&gif, ContentType::Gif, None, &o).unwrap_err();
         assert_eq!(err.code, RejectionCode::TooManyFrames);
@@ -738,7 +749,7 @@ mod tests {
         let webp = p.original_webp.expect("smaller than a q90 JPEG");
         let decoded = image::load_from_memory(&webp).expect("decodes");
         assert_eq!((decoded.width(), decoded.height()), (40, 60));
-        assert_eq!((p.metadata.width, p.metadata.height), (40, 60));
+        assert_eq!((p.metadata.width, p.metadata.height), (Some(40), Some(60)));
         Ok(())
     }
 }

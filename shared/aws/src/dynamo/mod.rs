@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 use media_core::describe::Descriptive;
 use media_core::domain::{
-    ImageMetadata, Media, MediaId, MediaStatus, ObjectKey, OwnerId, Rejection, StoredDerivative,
+    Media, MediaId, MediaMetadata, MediaStatus, ObjectKey, OwnerId, Rejection, StoredDerivative,
     format_time,
 };
 use media_core::ports::{
@@ -328,7 +328,7 @@ impl MediaRepository for DynamoMediaRepository {
         id: &MediaId,
         served_original: &ObjectKey,
         served_size: u64,
-        metadata: &ImageMetadata,
+        metadata: &MediaMetadata,
         derivatives: &BTreeMap<String, StoredDerivative>,
         now: OffsetDateTime,
     ) -> Result<Transition, RepoError> {

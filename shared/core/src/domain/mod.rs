@@ -7,6 +7,9 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::describe::Descriptive;
+
+mod content_type;
+pub use content_type::{ContentType, MediaKind};
 use time::format_description::well_known::Rfc3339;
 
 /// Why an input value was refused when parsing it into a domain type.
@@ -79,130 +82,6 @@ impl OwnerId {
     /// The subject as text.
     pub fn as_str(&self) -> &str {
         &self.0
-    }
-}
-
-/// An image type the service knows, named by its MIME type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum ContentType {
-    /// `image/jpeg`
-    #[serde(rename = "image/jpeg")]
-    Jpeg,
-    /// `image/png`
-    #[serde(rename = "image/png")]
-    Png,
-    /// `image/webp`
-    #[serde(rename = "image/webp")]
-    Webp,
-    /// `image/gif`
-    #[serde(rename = "image/gif")]
-    Gif,
-}
-
-impl ContentType {
-    /// Every type the service can decode.
-    pub const ALL: [ContentType; 4] = [Self::Jpeg, Self::Png, Self::Webp, Self::Gif];
-
-    /// Parses a MIME type (case-insensitive, parameters such as `; charset=` ignored).
-    pub fn parse(s: &str) -> Result<Self, ParseError> {
-        let essence = s
-            .split(';')
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_lowercase();
-        Self::ALL
-            .into_iter()
-            .find(|t| t.mime() == essence)
-            .ok_or_else(|| ParseError(format!("unsupported content type {essence:?}")))
-    }
-
-    /// The MIME type.
-    pub fn mime(self) -> &'static str {
-        match self {
-            Self::Jpeg => "image/jpeg",
-            Self::Png => "image/png",
-            Self::Webp => "image/webp",
-            Self::Gif => "image/gif",
-        }
-    }
-
-    /// The file extension used in object keys.
-    pub fn extension(self) -> &'static str {
-        match self {
-            Self::Jpeg => "jpg",
-            Self::Png => "png",
-            Self::Webp => "webp",
-            Self::Gif => "gif",
-        }
-    }
-
-    /// The type a file extension names (case-insensitive, `jpeg`/`jpe` included).
-    pub fn from_extension(ext: &str) -> Option<Self> {
-        match ext.to_ascii_lowercase().as_str() {
-            "jpg" | "jpeg" | "jpe" => Some(Self::Jpeg),
-            "png" => Some(Self::Png),
-            "webp" => Some(Self::Webp),
-            "gif" => Some(Self::Gif),
-            _ => None,
-        }
-    }
-
-    /// The kind of media this type is.
-    pub fn kind(self) -> MediaKind {
-        MediaKind::Image
-    }
-
-    /// The short format name reported in metadata (`jpeg`, `png`, ...).
-    pub fn format_name(self) -> &'static str {
-        match self {
-            Self::Jpeg => "jpeg",
-            Self::Png => "png",
-            Self::Webp => "webp",
-            Self::Gif => "gif",
-        }
-    }
-}
-
-impl fmt::Display for ContentType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.mime())
-    }
-}
-
-/// What sort of file a media item is; it decides how the file is checked and processed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MediaKind {
-    /// A still or animated image: thumbnails, EXIF, placeholders.
-    Image,
-}
-
-impl MediaKind {
-    /// Every kind.
-    pub const ALL: [MediaKind; 1] = [Self::Image];
-
-    /// The name used in the API.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Image => "image",
-        }
-    }
-
-    /// Parses a kind's name.
-    pub fn parse(s: &str) -> Result<Self, ParseError> {
-        Self::ALL
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| ParseError(format!("unknown kind {s:?}")))
-    }
-
-    /// The content types of this kind.
-    pub fn content_types(self) -> Vec<ContentType> {
-        ContentType::ALL
-            .into_iter()
-            .filter(|t| t.kind() == self)
-            .collect()
     }
 }
 
@@ -340,6 +219,14 @@ pub enum RejectionCode {
     TooLarge,
     /// The stored object's size differs from the size declared at presign.
     SizeMismatch,
+    /// The content is not a document, spreadsheet, archive or text file at all.
+    NotADocument,
+    /// The document carries script, launch actions, embedded files or macros.
+    ActiveContent,
+    /// The archive has too many entries, inflates too far, or compresses suspiciously well.
+    ArchiveTooLarge,
+    /// An archive entry's name escapes the archive, or archives are nested too deep.
+    UnsafeArchive,
 }
 
 impl RejectionCode {
@@ -355,6 +242,10 @@ impl RejectionCode {
             Self::MetadataTooLarge => "metadata_too_large",
             Self::TooLarge => "too_large",
             Self::SizeMismatch => "size_mismatch",
+            Self::NotADocument => "not_a_document",
+            Self::ActiveContent => "active_content",
+            Self::ArchiveTooLarge => "archive_too_large",
+            Self::UnsafeArchive => "unsafe_archive",
         }
     }
 }
@@ -418,21 +309,24 @@ impl ExifData {
     }
 }
 
-/// What processing learned about a ready image.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// What processing learned about a ready file: the fields of its kind, the rest absent.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ImageMetadata {
-    /// Displayed width (after EXIF orientation).
-    pub width: u32,
-    /// Displayed height (after EXIF orientation).
-    pub height: u32,
-    /// Detected format (`jpeg`, `png`, `webp`, `gif`).
+pub struct MediaMetadata {
+    /// Detected format (`jpeg`, `png`, `webp`, `gif`, `pdf`, `docx`, `pptx`, `xlsx`, `csv`,
+    /// `zip`, `text`).
     pub format: String,
     /// Size of the original in bytes.
     pub size: u64,
     /// SHA-256 of the original, lowercase hex.
     pub sha256: String,
-    /// EXIF fields, when any were found.
+    /// Displayed width (after EXIF orientation): images, and the first page of a PDF in points.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    /// Displayed height, likewise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
+    /// EXIF fields, when any were found (images).
     #[serde(default, skip_serializing_if = "ExifData::is_empty")]
     pub exif: ExifData,
     /// Frames of an animated image (absent for a still one); derivatives show the first.
@@ -444,6 +338,37 @@ pub struct ImageMetadata {
     /// The dominant colour, `#rrggbb`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dominant_color: Option<String>,
+    /// Pages of a PDF (absent when it is encrypted with a password).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pages: Option<u32>,
+    /// A PDF's title, from its document information.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// A PDF's author, from its document information.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
+    /// Whether a PDF is encrypted (PDFs only; encrypted ones get no thumbnails).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encrypted: Option<bool>,
+    /// Files in a ZIP or OOXML archive (directory records not counted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entries: Option<u64>,
+    /// The archive's total uncompressed size, as its central directory declares it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uncompressed_bytes: Option<u64>,
+    /// CSV records, the header included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<u64>,
+    /// The widest CSV record's number of fields.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub columns: Option<u64>,
+    /// CSV cells starting with `=`, `+`, `-` or `@`: formulas a spreadsheet would run when the
+    /// file is opened (formula injection). Reported, not refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub formula_cells: Option<u64>,
+    /// Lines of a text file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lines: Option<u64>,
 }
 
 /// One stored derivative (thumbnail) of a ready image.
@@ -488,7 +413,7 @@ pub struct Media {
     /// When it was soft-deleted.
     pub deleted_at: Option<OffsetDateTime>,
     /// Processing results (ready only).
-    pub metadata: Option<ImageMetadata>,
+    pub metadata: Option<MediaMetadata>,
     /// The validated copy of the original that URLs serve (ready only). The upload key itself is
     /// never served: a presigned PUT stays usable until it expires, so its content could change
     /// after validation.
