@@ -119,6 +119,15 @@ class Card {
     $('.delete', this.el).addEventListener('click', () => this.remove());
     $('.undo', this.el).addEventListener('click', () => this.undo());
     $('.edit-toggle', this.el).addEventListener('click', () => this.toggleEdit());
+    $('.download', this.el).addEventListener('click', () => this.download());
+    $('.share-toggle', this.el).addEventListener('click', () => {
+      const form = $('.share', this.el);
+      form.hidden = !form.hidden;
+    });
+    $('.share', this.el).addEventListener('submit', (e) => {
+      e.preventDefault();
+      this.share();
+    });
     $('.edit', this.el).addEventListener('submit', (e) => {
       e.preventDefault();
       this.save();
@@ -179,6 +188,12 @@ class Card {
     $('.edit-toggle', this.el).hidden = false;
     $('.facts', this.el).replaceChildren();
     if (media.status === 'ready') {
+      $('.download', this.el).hidden = false;
+      $('.share-toggle', this.el).hidden = false;
+    }
+    if (media.status === 'ready' && media.kind !== 'image') {
+      this.showDocument(media);
+    } else if (media.status === 'ready') {
       const m = media.metadata;
       this.state('ready', 'Ready');
       const preview = $('.preview', this.el);
@@ -221,6 +236,75 @@ class Card {
     } else {
       this.state('pending', 'Still processing; reload later.');
       this.described($('.facts', this.el));
+    }
+  }
+
+  // A ready document, spreadsheet, archive or text file: its first page (PDF) or a mark with its
+  // format, and what validation found.
+  showDocument(media) {
+    const m = media.metadata;
+    this.state('ready', 'Ready');
+    if (media.thumbnails.medium) {
+      const img = new Image();
+      img.alt = `First page of ${media.filename}`;
+      img.src = media.thumbnails.medium;
+      this.preview(img);
+    } else {
+      const mark = document.createElement('span');
+      mark.className = 'mark doc';
+      mark.setAttribute('aria-hidden', 'true');
+      mark.textContent = m.format.toUpperCase();
+      if (this.localUrl) URL.revokeObjectURL(this.localUrl);
+      this.localUrl = undefined;
+      $('.preview', this.el).replaceChildren(mark);
+    }
+    const dl = $('.facts', this.el);
+    fact(dl, 'Kind', media.kind);
+    fact(dl, 'Format', `${m.format.toUpperCase()}, ${bytes(m.size)}`);
+    fact(dl, 'Pages', m.pages);
+    fact(dl, 'Title', m.title);
+    fact(dl, 'Author', m.author);
+    if (m.encrypted) fact(dl, 'Encrypted', 'yes (no preview)');
+    fact(dl, 'Files', m.entries);
+    if (m.uncompressedBytes !== undefined) fact(dl, 'Unpacked', bytes(m.uncompressedBytes));
+    if (m.rows !== undefined) fact(dl, 'Rows × columns', `${m.rows} × ${m.columns}`);
+    if (m.formulaCells) fact(dl, 'Formula cells', `${m.formulaCells} (open with care)`);
+    fact(dl, 'Lines', m.lines);
+    this.described(dl);
+    announce(`${media.filename} is ready`);
+  }
+
+  // The owner's download: the API answers the one-minute URL (as JSON, since a navigation cannot
+  // carry the bearer token); the browser saves the file under its name.
+  async download() {
+    try {
+      const { url } = await api('GET', `/api/v1/upload/${encodeURIComponent(this.mediaId)}/download`, undefined, {
+        Accept: 'application/json',
+      });
+      location.assign(url);
+    } catch (err) {
+      announce(`Download failed: ${err.message}`);
+    }
+  }
+
+  // A download grant: a link that works without signing in, a few times, for a while.
+  async share() {
+    const form = $('.share', this.el);
+    const out = $('.share-result', form);
+    try {
+      const grant = await api('POST', `/api/v1/upload/${encodeURIComponent(this.mediaId)}/grants`, {
+        expiresIn: Number(form.expires.value),
+        maxDownloads: Number(form.downloads.value),
+        label: 'demo',
+      });
+      const link = document.createElement('a');
+      link.className = 'share-link';
+      link.href = grant.url;
+      link.textContent = grant.url;
+      out.replaceChildren(`Link for ${grant.maxDownloads} downloads until ${new Date(grant.expiresAt).toLocaleString()}: `, link);
+      announce('Share link created');
+    } catch (err) {
+      out.textContent = `${err.code}: ${err.message}`;
     }
   }
 

@@ -19,8 +19,9 @@ use tokio::sync::watch;
 
 use crate::auth;
 
-/// Largest API request body accepted (API Gateway allows 10 MB; ours are small JSON documents).
-const MAX_BODY: usize = 64 * 1024;
+/// Largest API request body accepted: Lambda's 6 MB request payload limit (a multipart server-side
+/// upload is the one large body; the function refuses it past `SERVER_UPLOAD_MAX_BYTES`).
+const MAX_BODY: usize = 6 * 1024 * 1024;
 
 /// What every request needs.
 pub struct ApiState {
@@ -134,8 +135,8 @@ fn token_user(query: Option<&str>) -> Option<&str> {
 }
 
 /// Matches a request to its route of [`media_core::api::ROUTES`] (the list `template.yaml`
-/// follows) and the `{mediaId}` path parameter, if the route has one.
-fn route(method: &Method, path: &str) -> Option<(&'static Route, Option<String>)> {
+/// follows) and the route's path parameters (`{mediaId}`, `{grantId}`, `{token}`).
+fn route(method: &Method, path: &str) -> Option<(&'static Route, PathParams)> {
     let segments: Vec<&str> = path.split('/').collect();
     media_core::api::ROUTES.iter().find_map(|r| {
         if r.method != method.as_str() {
@@ -145,17 +146,23 @@ fn route(method: &Method, path: &str) -> Option<(&'static Route, Option<String>)
         if template.len() != segments.len() {
             return None;
         }
-        let mut id = None;
+        let mut params = PathParams::new();
         for (t, s) in template.iter().zip(&segments) {
-            if *t == "{mediaId}" && !s.is_empty() {
-                id = Some((*s).to_owned());
-            } else if t != s {
-                return None;
+            match t.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
+                Some(name) if !s.is_empty() => {
+                    let value = percent_encoding::percent_decode_str(s).decode_utf8_lossy();
+                    params.insert(name.to_owned(), value.into_owned());
+                }
+                _ if t != s => return None,
+                _ => {}
             }
         }
-        Some((r, id))
+        Some((r, params))
     })
 }
+
+/// Path parameters by name, as API Gateway passes them (decoded).
+type PathParams = std::collections::BTreeMap<String, String>;
 
 /// Serves connections from `listener` until `stop` flips.
 pub async fn serve(listener: TcpListener, state: Arc<ApiState>, mut stop: watch::Receiver<bool>) {
@@ -258,7 +265,7 @@ async fn dispatch(state: &ApiState, req: hyper::Request<Incoming>) -> HttpRespon
     if parts.method == Method::GET && path == "/local/token" {
         return local_token(state, parts.uri.query());
     }
-    let Some((route, media_id)) = route(&parts.method, &path) else {
+    let Some((route, params)) = route(&parts.method, &path) else {
         return error(ApiError::new(
             404,
             "route_not_found",
@@ -266,15 +273,17 @@ async fn dispatch(state: &ApiState, req: hyper::Request<Incoming>) -> HttpRespon
         ));
     };
 
-    // The JWT authorizer runs before any function, as in API Gateway.
+    // The JWT authorizer runs before any function, as in API Gateway, except on public routes.
     let auth_header = parts
         .headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let claims =
+    let claims = if route.public {
+        None
+    } else {
         match auth::bearer(auth_header).and_then(|t| auth::verify(&state.jwt_secret, t, now)) {
-            Ok(c) => c,
+            Ok(c) => Some(c),
             Err(e) => {
                 return error(ApiError::new(
                     401,
@@ -282,7 +291,8 @@ async fn dispatch(state: &ApiState, req: hyper::Request<Incoming>) -> HttpRespon
                     format!("a valid bearer token is required: {e}"),
                 ));
             }
-        };
+        }
+    };
 
     let body = match Limited::new(body, MAX_BODY).collect().await {
         Ok(b) => b.to_bytes(),
@@ -290,11 +300,11 @@ async fn dispatch(state: &ApiState, req: hyper::Request<Incoming>) -> HttpRespon
             return error(ApiError::new(
                 413,
                 "too_large",
-                "the request body is too large",
+                "the request body is over the 6 MB a Lambda request may carry; upload large files with a presigned URL (POST /api/v1/upload/presign)",
             ));
         }
     };
-    let event = api_gateway_event(&parts, &route.key(), media_id.as_deref(), &claims, &body);
+    let event = api_gateway_event(&parts, &route.key(), &params, claims.as_ref(), &body);
     let request = match lambda_http::request::from_str(&event.to_string()) {
         Ok(r) => r,
         Err(e) => {
@@ -328,8 +338,8 @@ async fn dispatch(state: &ApiState, req: hyper::Request<Incoming>) -> HttpRespon
 fn api_gateway_event(
     parts: &http::request::Parts,
     route_key: &str,
-    media_id: Option<&str>,
-    claims: &std::collections::HashMap<String, String>,
+    params: &PathParams,
+    claims: Option<&std::collections::HashMap<String, String>>,
     body: &Bytes,
 ) -> Value {
     let mut headers = serde_json::Map::new();
@@ -352,7 +362,8 @@ fn api_gateway_event(
         "requestContext": {
             "accountId": "000000000000",
             "apiId": "local",
-            "domainName": "127.0.0.1",
+            // API Gateway's own domain; here the host (and port) the client called.
+            "domainName": parts.headers.get(http::header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("127.0.0.1"),
             "domainPrefix": "127",
             "http": {
                 "method": parts.method.as_str(),
@@ -366,15 +377,17 @@ fn api_gateway_event(
             "stage": "$default",
             "time": now.to_string(),
             "timeEpoch": now.unix_timestamp() * 1000,
-            "authorizer": { "jwt": { "claims": claims, "scopes": null } },
         },
         "isBase64Encoded": is_base64,
     });
     if !body.is_empty() {
         event["body"] = Value::String(body);
     }
-    if let Some(id) = media_id {
-        event["pathParameters"] = json!({ "mediaId": id });
+    if let Some(c) = claims {
+        event["requestContext"]["authorizer"] = json!({ "jwt": { "claims": c, "scopes": null } });
+    }
+    if !params.is_empty() {
+        event["pathParameters"] = json!(params);
     }
     let query = query_parameters(parts.uri.query().unwrap_or(""));
     if !query.is_empty() {
@@ -443,7 +456,9 @@ mod tests {
 
     #[test]
     fn routes_match_the_template() {
-        let r = |m: Method, p: &str| route(&m, p).map(|(r, id)| (r.function, id));
+        let r = |m: Method, p: &str| {
+            route(&m, p).map(|(r, params)| (r.function, params.get("mediaId").cloned()))
+        };
         assert_eq!(
             r(Method::POST, "/api/v1/upload/presign"),
             Some(("presign", None))
@@ -468,10 +483,20 @@ mod tests {
         // Every route of the API reaches its function with its route key.
         for route_def in media_core::api::ROUTES {
             let method = Method::from_bytes(route_def.method.as_bytes()).unwrap();
-            let path = route_def.path.replace("{mediaId}", "abc");
+            let path = route_def
+                .path
+                .replace("{mediaId}", "abc")
+                .replace("{grantId}", "def")
+                .replace("{token}", "ghi");
             let (found, _) = route(&method, &path).unwrap();
             assert_eq!(found, route_def);
         }
+        let (found, params) = route(&Method::DELETE, "/api/v1/upload/abc/grants/def").unwrap();
+        assert_eq!(found.path, "/api/v1/upload/{mediaId}/grants/{grantId}");
+        assert_eq!(params.get("grantId").map(String::as_str), Some("def"));
+        let (found, params) = route(&Method::GET, "/api/v1/download/t%2Dk").unwrap();
+        assert!(found.public);
+        assert_eq!(params.get("token").map(String::as_str), Some("t-k"));
         assert!(r(Method::GET, "/api/v1/upload/").is_none());
         assert!(r(Method::GET, "/api/v1/upload/a/b").is_none());
         assert!(r(Method::PUT, "/api/v1/upload/presign").is_none());

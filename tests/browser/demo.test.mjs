@@ -1,8 +1,9 @@
 // The demo page that `media-dev serve` serves at `/`, in headless Chromium against the local stack.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { API, ARTIFACTS, api, browser, corpus, token } from './harness.mjs';
+import { API, ARTIFACTS, api, browser, corpus, root, token } from './harness.mjs';
 
 let b;
 before(async () => { b = await browser(); });
@@ -151,4 +152,50 @@ test('the demo page is a library: pages of the user\'s media, alt text and tags,
   await page.screenshot({ path: join(ARTIFACTS, 'demo-library.png'), fullPage: true });
   // The only console errors are the browser's notes on the refused edit (HTTP 412).
   assert.deepEqual(b.errors.slice(earlier).filter((e) => !/status of 412/.test(e)), []);
+});
+
+test('the demo page handles a PDF: first-page preview, facts, download under its name, a share link that runs out', async () => {
+  const earlier = b.errors.length;
+  const page = await b.page();
+  await page.goto(`${API}/?user=demo-documents`);
+  await page.setInputFiles('#files', [join(root, 'tests/documents/pdfjs-basicapi.pdf')]);
+  await allSettled(page, 1);
+  const card = page.locator('.card', { hasText: 'pdfjs-basicapi.pdf' });
+  assert.equal(await card.getAttribute('data-status'), 'ready');
+  const facts = await card.locator('.facts').innerText();
+  for (const expected of [/document/, /PDF, 103\.3 KB/, /Pages\s+3/, /Basic API Test/, /Brendan Dahl/]) {
+    assert.match(facts, expected);
+  }
+  const [w, h] = await card.locator('.preview img').evaluate((img) => [img.naturalWidth, img.naturalHeight]);
+  assert.ok(h > w, `the first page is a portrait thumbnail, got ${w}x${h}`);
+
+  // The owner's download: saved under the file's own name, with its bytes.
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    card.getByRole('button', { name: 'Download' }).click(),
+  ]);
+  assert.equal(download.suggestedFilename(), 'pdfjs-basicapi.pdf');
+  const saved = readFileSync(await download.path());
+  assert.deepEqual(saved, readFileSync(join(root, 'tests/documents/pdfjs-basicapi.pdf')));
+
+  // A share link for one download: it works once, without signing in, then runs out.
+  await card.getByRole('button', { name: 'Share link' }).click();
+  await card.getByLabel('Downloads').fill('1');
+  await card.getByRole('button', { name: 'Create link' }).click();
+  const link = await card.locator('.share-link').getAttribute('href');
+  assert.match(link, /\/api\/v1\/download\/[A-Za-z0-9_-]{43}$/);
+  await page.screenshot({ path: join(ARTIFACTS, 'demo-document.png'), fullPage: true });
+  const visitor = await b.page();
+  const [shared] = await Promise.all([
+    visitor.waitForEvent('download'),
+    visitor.evaluate((l) => location.assign(l), link),
+  ]);
+  assert.equal(shared.suggestedFilename(), 'pdfjs-basicapi.pdf');
+  const again = await visitor.goto(link);
+  assert.equal(again.status(), 410);
+  assert.equal((await again.json()).error.code, 'grant_exhausted');
+  // The only console errors are the browser's notes on the used-up link (HTTP 410) and, on the
+  // JSON page it shows, the favicon it looks for by itself.
+  const own = (e) => /status of 410/.test(e) || /\/favicon\.ico\)$/.test(e);
+  assert.deepEqual(b.errors.slice(earlier).filter((e) => !own(e)), []);
 });

@@ -233,6 +233,9 @@ async fn every_sample_event_runs_through_the_lambda_runtime_api() -> TestResult 
     );
     let (status, _) = http(&run("delete", "delete.json").await?)?;
     assert_eq!(status, 204);
+    // The public download link: no authorizer in the event; an unknown token.
+    let (status, _) = http(&run("library", "use-grant.json").await?)?;
+    assert_eq!(status, 404);
 
     let summary = run("cleanup", "scheduled.json").await?;
     assert_eq!(summary["purged"], 1, "{summary}");

@@ -5,11 +5,13 @@ mod documents;
 mod enforcement;
 mod events;
 mod faults;
+mod grants;
 mod invoke;
 mod library;
 mod operations;
 mod quotas;
 mod restore;
+mod server_upload;
 mod template;
 
 use std::time::Duration;

@@ -4,7 +4,10 @@
 use std::sync::{Arc, Mutex};
 
 use e2e::{TestResult, corpus};
-use media_aws::{AwsClients, CloudFrontCache, DynamoMediaRepository, S3ObjectStore, TTL_ATTRIBUTE};
+use media_aws::{
+    AwsClients, CloudFrontCache, DynamoGrantStore, DynamoMediaRepository, S3ObjectStore,
+    TTL_ATTRIBUTE,
+};
 use media_core::cleanup::CleanupSummary;
 use media_core::domain::{MediaId, ObjectKey, OwnerId};
 use media_core::metrics::Metrics;
@@ -84,6 +87,10 @@ async fn ops(overrides: &[(&str, &str)], cdn: bool) -> TestResult<Ops> {
         config.clone(),
         Arc::new(S3ObjectStore::new(&clients, &config.bucket)),
         Arc::new(DynamoMediaRepository::new(
+            clients.dynamodb.clone(),
+            &config.table,
+        )),
+        Arc::new(DynamoGrantStore::new(
             clients.dynamodb.clone(),
             &config.table,
         )),

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use e2e::TestResult;
-use media_aws::{CLEANUP_INDEX, ENTITY_INDEX, OWNER_INDEX, TTL_ATTRIBUTE};
+use media_aws::{CLEANUP_INDEX, ENTITY_INDEX, GRANT_INDEX, OWNER_INDEX, TTL_ATTRIBUTE};
 use media_core::Config;
 use media_core::api::ROUTES;
 use serde_yaml::Value;
@@ -154,6 +154,8 @@ fn every_route_the_api_serves_is_in_the_template_with_its_function() -> TestResu
                     p["Method"].as_str().ok_or("Method")?.to_owned(),
                     p["Path"].as_str().ok_or("Path")?.to_owned(),
                     binary.clone(),
+                    // Public routes, and only they, opt out of the JWT authorizer.
+                    p["Auth"]["Authorizer"].as_str() == Some("NONE"),
                 ));
             }
         }
@@ -165,6 +167,7 @@ fn every_route_the_api_serves_is_in_the_template_with_its_function() -> TestResu
                 r.method.to_owned(),
                 r.path.to_owned(),
                 r.function.to_owned(),
+                r.public,
             )
         })
         .collect();
@@ -205,7 +208,7 @@ fn the_table_has_the_indexes_and_ttl_the_code_uses() -> TestResult {
         .collect();
     assert_eq!(
         indexes,
-        BTreeSet::from([OWNER_INDEX, ENTITY_INDEX, CLEANUP_INDEX])
+        BTreeSet::from([OWNER_INDEX, ENTITY_INDEX, CLEANUP_INDEX, GRANT_INDEX])
     );
     assert_eq!(table["BillingMode"].as_str(), Some("PAY_PER_REQUEST"));
     assert_eq!(
@@ -316,8 +319,11 @@ const LEAST: &[(&str, &[(&str, &str)])] = &[
             ("events:PutEvents", "bus"),
             ("dynamodb:Query", "table/index/by-owner"),
             ("dynamodb:Query", "table/index/by-entity"),
+            ("dynamodb:Query", "table/index/grants-by-media"),
             ("dynamodb:GetItem", "table"),
             ("dynamodb:UpdateItem", "table"),
+            ("dynamodb:PutItem", "table"),
+            ("dynamodb:DeleteItem", "table"),
             ("s3:GetObject", "bucket/derivatives/*"),
             ("s3:ListBucketVersions", "bucket"),
             ("s3:DeleteObjectVersion", "bucket/derivatives/*"),
@@ -329,6 +335,8 @@ const LEAST: &[(&str, &[(&str, &str)])] = &[
             ("events:PutEvents", "bus"),
             ("dynamodb:GetItem", "table"),
             ("dynamodb:UpdateItem", "table"),
+            ("dynamodb:Query", "table/index/grants-by-media"),
+            ("dynamodb:BatchWriteItem", "table"),
             ("s3:DeleteObject", "bucket/derivatives/*"),
             ("cloudfront:CreateInvalidation", "distribution"),
         ],

@@ -1,27 +1,24 @@
 //! The caller's media library. `GET /api/v1/upload`: a page of the caller's media;
 //! `PATCH /api/v1/upload/{mediaId}`: a JSON merge patch of its descriptive fields;
 //! `POST /api/v1/upload/{mediaId}/restore`: undo a delete; `GET /api/v1/usage`: usage against
-//! the quotas. Each route is translated to its one use case.
+//! the quotas; `GET /api/v1/upload/{mediaId}/download`: a redirect that downloads it; grants
+//! (`POST`/`GET /api/v1/upload/{mediaId}/grants`, `DELETE .../grants/{grantId}`) and their public
+//! link `GET /api/v1/download/{token}`. Each route is translated to its one use case.
 
 use std::convert::Infallible;
 
-use lambda_http::{Body, Request, RequestExt, Response};
+use lambda_http::{Body, Request, Response};
 use media_core::MediaService;
 use media_core::api::{self, ApiError};
 use media_core::describe::DescriptivePatch;
+use media_core::grants::{GrantId, GrantList, GrantRequest, GrantView};
 use media_core::list::{ListRequest, ListResponse};
 use media_core::service::MediaView;
 use media_core::usage::UsageView;
 
 /// Handles one request, by the route API Gateway matched.
 pub async fn handle(service: &MediaService, req: Request) -> Result<Response<Body>, Infallible> {
-    let route = req
-        .request_context_ref()
-        .and_then(|ctx| match ctx {
-            lambda_http::request::RequestContext::ApiGatewayV2(c) => c.route_key.clone(),
-            _ => None,
-        })
-        .unwrap_or_default();
+    let route = api::route_key(&req);
     Ok(match route.as_str() {
         "GET /api/v1/upload" => api::respond(200, list(service, &req).await),
         "PATCH /api/v1/upload/{mediaId}" => api::media_response(200, update(service, &req).await),
@@ -29,6 +26,26 @@ pub async fn handle(service: &MediaService, req: Request) -> Result<Response<Bod
             api::media_response(200, restore(service, &req).await)
         }
         "GET /api/v1/usage" => api::respond(200, usage(service, &req).await),
+        "GET /api/v1/upload/{mediaId}/download" if api::wants_json(&req) => api::respond(
+            200,
+            download(service, &req)
+                .await
+                .map(|url| serde_json::json!({ "url": url, "expiresIn": 60 })),
+        ),
+        "GET /api/v1/upload/{mediaId}/download" => api::redirect(download(service, &req).await),
+        "POST /api/v1/upload/{mediaId}/grants" => {
+            api::respond(201, create_grant(service, &req).await)
+        }
+        "GET /api/v1/upload/{mediaId}/grants" => {
+            api::respond(200, list_grants(service, &req).await)
+        }
+        "DELETE /api/v1/upload/{mediaId}/grants/{grantId}" => {
+            match revoke_grant(service, &req).await {
+                Ok(()) => api::empty_response(204),
+                Err(e) => e.into_response(),
+            }
+        }
+        "GET /api/v1/download/{token}" => api::redirect(use_grant(service, &req).await),
         _ => ApiError::new(404, "route_not_found", format!("no route {route:?} here"))
             .into_response(),
     })
@@ -61,6 +78,43 @@ async fn usage(service: &MediaService, req: &Request) -> Result<UsageView, ApiEr
     Ok(service.get_usage(&owner).await?)
 }
 
+async fn download(service: &MediaService, req: &Request) -> Result<String, ApiError> {
+    let owner = api::owner(req)?;
+    let id = api::media_id_param(req)?;
+    Ok(service.download_media(&owner, &id).await?)
+}
+
+async fn create_grant(service: &MediaService, req: &Request) -> Result<GrantView, ApiError> {
+    let owner = api::owner(req)?;
+    let id = api::media_id_param(req)?;
+    let request = api::json_body::<GrantRequest>(req)?.check()?;
+    Ok(service
+        .create_grant(&owner, &id, request, &api::api_base(req))
+        .await?)
+}
+
+async fn list_grants(service: &MediaService, req: &Request) -> Result<GrantList, ApiError> {
+    let owner = api::owner(req)?;
+    let id = api::media_id_param(req)?;
+    Ok(service.list_grants(&owner, &id).await?)
+}
+
+async fn revoke_grant(service: &MediaService, req: &Request) -> Result<(), ApiError> {
+    let owner = api::owner(req)?;
+    let id = api::media_id_param(req)?;
+    // A malformed grant id names no grant: revoking it is a no-op, as for one already revoked.
+    match api::path_param(req, "grantId").and_then(GrantId::parse) {
+        Some(grant) => Ok(service.revoke_grant(&owner, &id, &grant).await?),
+        None => Ok(service.list_grants(&owner, &id).await.map(|_| ())?),
+    }
+}
+
+/// The public route: no caller, only the token.
+async fn use_grant(service: &MediaService, req: &Request) -> Result<String, ApiError> {
+    let token = api::path_param(req, "token").unwrap_or_default();
+    Ok(service.use_grant(token).await?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,6 +141,18 @@ mod tests {
             serde_json::from_slice(resp.body().as_ref())?
         };
         Ok((resp.status().as_u16(), etag, body))
+    }
+
+    #[tokio::test]
+    async fn the_public_download_link_needs_no_authorizer_and_an_unknown_token_is_404()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let stack = TestStack::new(&[]).await?;
+        let event: Value =
+            serde_json::from_str(&sample_event("library", "use-grant.json", "unused")?)?;
+        assert!(event["requestContext"].get("authorizer").is_none());
+        let (status, _, body) = call(&stack, &event).await?;
+        assert_eq!((status, &body["error"]["code"]), (404, &json!("not_found")));
+        Ok(())
     }
 
     #[tokio::test]

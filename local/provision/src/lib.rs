@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::types::{
     ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
 };
 
-use media_aws::{AwsClients, CLEANUP_INDEX, ENTITY_INDEX, OWNER_INDEX, TTL_ATTRIBUTE};
+use media_aws::{AwsClients, CLEANUP_INDEX, ENTITY_INDEX, GRANT_INDEX, OWNER_INDEX, TTL_ATTRIBUTE};
 
 /// A provisioning step that failed.
 #[derive(Debug, thiserror::Error)]
@@ -131,6 +131,7 @@ pub async fn ensure_table(clients: &AwsClients, table: &str) -> Result<(), Provi
         "entityKey",
         "gcQueue",
         "gcDue",
+        "grantMedia",
     ]
     .into_iter()
     .map(attr)
@@ -148,6 +149,7 @@ pub async fn ensure_table(clients: &AwsClients, table: &str) -> Result<(), Provi
         .global_secondary_indexes(index(OWNER_INDEX, "ownerId", "createdAt")?)
         .global_secondary_indexes(index(ENTITY_INDEX, "entityKey", "createdAt")?)
         .global_secondary_indexes(index(CLEANUP_INDEX, "gcQueue", "gcDue")?)
+        .global_secondary_indexes(index(GRANT_INDEX, "grantMedia", "createdAt")?)
         .send()
         .await;
     match result {

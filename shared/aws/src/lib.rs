@@ -14,7 +14,10 @@ pub mod wire;
 
 pub use clients::AwsClients;
 pub use cloudfront::{CloudFrontCache, MAX_INVALIDATION_PATHS};
-pub use dynamo::{CLEANUP_INDEX, DynamoMediaRepository, ENTITY_INDEX, OWNER_INDEX, TTL_ATTRIBUTE};
+pub use dynamo::{
+    CLEANUP_INDEX, DynamoGrantStore, DynamoMediaRepository, ENTITY_INDEX, GRANT_INDEX, OWNER_INDEX,
+    TTL_ATTRIBUTE,
+};
 pub use eventbridge::EventBridgePublisher;
 pub use s3::S3ObjectStore;
 

@@ -154,6 +154,28 @@ impl ObjectStore for S3ObjectStore {
         Ok(req.uri().to_owned())
     }
 
+    async fn presign_download(
+        &self,
+        key: &ObjectKey,
+        content_disposition: &str,
+        content_type: &str,
+        expires_in: Duration,
+    ) -> Result<String, StoreError> {
+        let presigning = PresigningConfig::expires_in(expires_in)
+            .map_err(|e| store_err("presign a download", e))?;
+        let req = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .response_content_disposition(content_disposition)
+            .response_content_type(content_type)
+            .presigned(presigning)
+            .await
+            .map_err(|e| store_err("presign a download", e))?;
+        Ok(req.uri().to_owned())
+    }
+
     async fn head(&self, key: &ObjectKey) -> Result<Option<u64>, StoreError> {
         match self
             .client

@@ -10,7 +10,8 @@ use media_core::ports::{CdnCache, EventPublisher};
 use media_core::{Config, MediaService};
 
 use crate::{
-    AwsClients, CloudFrontCache, DynamoMediaRepository, EventBridgePublisher, S3ObjectStore,
+    AwsClients, CloudFrontCache, DynamoGrantStore, DynamoMediaRepository, EventBridgePublisher,
+    S3ObjectStore,
 };
 
 /// The service as the presign, confirm and get functions run it: clients from the environment,
@@ -61,6 +62,10 @@ fn without_cdn(config: &Config, clients: &AwsClients) -> MediaService {
         config.clone(),
         Arc::new(S3ObjectStore::new(clients, &config.bucket)),
         Arc::new(DynamoMediaRepository::new(
+            clients.dynamodb.clone(),
+            &config.table,
+        )),
+        Arc::new(DynamoGrantStore::new(
             clients.dynamodb.clone(),
             &config.table,
         )),

@@ -7,6 +7,8 @@ use serde::de::DeserializeOwned;
 use tracing::{error, warn};
 
 use crate::domain::{MediaId, OwnerId};
+use crate::download::DownloadError;
+use crate::grants::GrantError;
 use crate::list::ListError;
 use crate::ports::RepoError;
 use crate::presign::PresignError;
@@ -23,6 +25,8 @@ pub struct Route {
     pub path: &'static str,
     /// The function crate (and SAM `Binary`) behind it.
     pub function: &'static str,
+    /// Served without the JWT authorizer (a download link: its token is the capability).
+    pub public: bool,
 }
 
 impl Route {
@@ -39,41 +43,85 @@ pub const ROUTES: &[Route] = &[
         method: "POST",
         path: "/api/v1/upload/presign",
         function: "presign",
+        public: false,
+    },
+    Route {
+        method: "POST",
+        path: "/api/v1/upload",
+        function: "presign",
+        public: false,
     },
     Route {
         method: "POST",
         path: "/api/v1/upload/confirm",
         function: "confirm",
+        public: false,
     },
     Route {
         method: "GET",
         path: "/api/v1/upload/{mediaId}",
         function: "get",
+        public: false,
     },
     Route {
         method: "DELETE",
         path: "/api/v1/upload/{mediaId}",
         function: "delete",
+        public: false,
     },
     Route {
         method: "GET",
         path: "/api/v1/upload",
         function: "library",
+        public: false,
     },
     Route {
         method: "PATCH",
         path: "/api/v1/upload/{mediaId}",
         function: "library",
+        public: false,
     },
     Route {
         method: "POST",
         path: "/api/v1/upload/{mediaId}/restore",
         function: "library",
+        public: false,
     },
     Route {
         method: "GET",
         path: "/api/v1/usage",
         function: "library",
+        public: false,
+    },
+    Route {
+        method: "GET",
+        path: "/api/v1/upload/{mediaId}/download",
+        function: "library",
+        public: false,
+    },
+    Route {
+        method: "POST",
+        path: "/api/v1/upload/{mediaId}/grants",
+        function: "library",
+        public: false,
+    },
+    Route {
+        method: "GET",
+        path: "/api/v1/upload/{mediaId}/grants",
+        function: "library",
+        public: false,
+    },
+    Route {
+        method: "DELETE",
+        path: "/api/v1/upload/{mediaId}/grants/{grantId}",
+        function: "library",
+        public: false,
+    },
+    Route {
+        method: "GET",
+        path: "/api/v1/download/{token}",
+        function: "library",
+        public: true,
     },
 ];
 
@@ -136,6 +184,33 @@ impl From<PresignError> for ApiError {
             PresignError::QuotaExceeded(m) => Self::new(403, "quota_exceeded", m),
             PresignError::Store(_) | PresignError::Repo(_) | PresignError::IdTaken(_) => {
                 error!(error = %e, cause = ?e, "presign failed");
+                Self::internal()
+            }
+        }
+    }
+}
+
+impl From<DownloadError> for ApiError {
+    fn from(e: DownloadError) -> Self {
+        match e {
+            DownloadError::NotFound => Self::new(404, "not_found", "no such media"),
+            DownloadError::NotReady => Self::new(409, "not_ready", e.to_string()),
+            DownloadError::Media(e) => e.into(),
+        }
+    }
+}
+
+impl From<GrantError> for ApiError {
+    fn from(e: GrantError) -> Self {
+        match e {
+            GrantError::Invalid(m) => Self::new(400, "invalid_request", m),
+            GrantError::NotFound => Self::new(404, "not_found", "no such media"),
+            GrantError::NotReady => Self::new(409, "not_ready", e.to_string()),
+            GrantError::UnknownToken => Self::new(404, "not_found", e.to_string()),
+            GrantError::Expired => Self::new(410, "grant_expired", e.to_string()),
+            GrantError::Exhausted => Self::new(410, "grant_exhausted", e.to_string()),
+            GrantError::Random(_) | GrantError::Store(_) | GrantError::Repo(_) => {
+                error!(error = %e, cause = ?e, "grant request failed");
                 Self::internal()
             }
         }
@@ -276,6 +351,28 @@ pub fn json_response<T: Serialize>(status: u16, body: &T) -> Response<Body> {
     resp
 }
 
+/// `302 Found` to `location` (a short-lived download URL): never cached, and the URL is not
+/// sent on as a referrer.
+pub fn redirect(result: Result<String, ApiError>) -> Response<Body> {
+    let location = match result.map(|url| http::HeaderValue::from_str(&url)) {
+        Ok(Ok(v)) => v,
+        Ok(Err(_)) => return ApiError::internal().into_response(),
+        Err(e) => return e.into_response(),
+    };
+    let mut resp = empty_response(302);
+    let headers = resp.headers_mut();
+    headers.insert(http::header::LOCATION, location);
+    headers.insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
+    headers.insert(
+        http::header::REFERRER_POLICY,
+        http::HeaderValue::from_static("no-referrer"),
+    );
+    resp
+}
+
 /// An empty response with `status` (204 for deletes).
 pub fn empty_response(status: u16) -> Response<Body> {
     let mut resp = Response::new(Body::Empty);
@@ -309,6 +406,55 @@ pub fn media_id_param(req: &Request) -> Result<MediaId, ApiError> {
         .and_then(|p| p.first("mediaId"))
         .and_then(|id| MediaId::parse(id).ok())
         .ok_or_else(|| MediaError::NotFound.into())
+}
+
+/// API Gateway's route key of the request (`METHOD /path/{param}`), which a function serving
+/// several routes dispatches on; empty when the event has none.
+pub fn route_key(req: &Request) -> String {
+    req.request_context_ref()
+        .and_then(|ctx| match ctx {
+            lambda_http::request::RequestContext::ApiGatewayV2(c) => c.route_key.clone(),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+/// Whether the client asked for JSON (`Accept: application/json`) rather than taking any answer:
+/// a browser app that cannot follow a redirect with its bearer token reads the URL instead.
+pub fn wants_json(req: &Request) -> bool {
+    req.headers()
+        .get_all(http::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| {
+            t.split(';')
+                .next()
+                .is_some_and(|t| t.trim() == "application/json")
+        })
+}
+
+/// A path parameter (`{grantId}`, `{token}`), if the route has it.
+pub fn path_param<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    req.path_parameters_ref().and_then(|p| p.first(name))
+}
+
+/// The API's own URL (`https://host`), which links to it are built on: API Gateway's domain
+/// name from the request context, else the `Host` header (the local runner).
+pub fn api_base(req: &Request) -> String {
+    let domain = req.request_context_ref().and_then(|ctx| match ctx {
+        lambda_http::request::RequestContext::ApiGatewayV2(c) => c.domain_name.clone(),
+        _ => None,
+    });
+    let host = domain.or_else(|| {
+        req.headers()
+            .get(http::header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    });
+    let host = host.unwrap_or_default();
+    let local = host.starts_with("127.0.0.1") || host.starts_with("localhost");
+    format!("{}://{host}", if local { "http" } else { "https" })
 }
 
 /// The JSON body, or a 400 that says what is wrong with it.

@@ -91,6 +91,9 @@ pub struct Config {
     pub allow_active_content: bool,
     /// `MAX_ARCHIVE_ENTRIES` (default 10000): most entries in a ZIP or OOXML file.
     pub max_archive_entries: u64,
+    /// `SERVER_UPLOAD_MAX_BYTES` (default 4 MiB): the largest body `POST /api/v1/upload`
+    /// accepts (Lambda caps a request at 6 MB, and API Gateway base64-encodes binary bodies).
+    pub server_upload_max_bytes: u64,
     /// `MAX_ARCHIVE_UNCOMPRESSED` (default 1 GiB): the largest total a ZIP or OOXML file's
     /// entries may declare.
     pub max_archive_uncompressed: u64,
@@ -198,6 +201,7 @@ impl Config {
         "ALLOW_ACTIVE_CONTENT",
         "MAX_ARCHIVE_ENTRIES",
         "MAX_ARCHIVE_UNCOMPRESSED",
+        "SERVER_UPLOAD_MAX_BYTES",
         "MAX_TOTAL_SIZE",
         "MAX_FILES_PER_REQUEST",
         "MAX_IMAGE_PIXELS",
@@ -311,6 +315,7 @@ impl Config {
             allow_active_content: flag(get("ALLOW_ACTIVE_CONTENT").as_deref()),
             max_archive_entries: number("MAX_ARCHIVE_ENTRIES", 10_000)?,
             max_archive_uncompressed: number("MAX_ARCHIVE_UNCOMPRESSED", 1024 * 1024 * 1024)?,
+            server_upload_max_bytes: number("SERVER_UPLOAD_MAX_BYTES", 4 * 1024 * 1024)?,
             max_total_size: number("MAX_TOTAL_SIZE", 20 * 1024 * 1024)?,
             max_files_per_request: usize::try_from(number("MAX_FILES_PER_REQUEST", 10)?)
                 .unwrap_or(usize::MAX),

@@ -15,7 +15,7 @@ const ATTEMPTS: usize = 3;
 impl MediaService {
     /// Soft-deletes the caller's media (`pending|ready|rejected` -> `deleted`): gone from the API
     /// at once, and its objects stop serving (the bucket keeps their versions for a restore; a
-    /// CDN is told to forget them). Cleanup removes it for good after the grace period.
+    /// CDN is told to forget them), and its download grants are revoked. Cleanup removes it for good after the grace period.
     ///
     /// Idempotent: deleting one's own media that is already soft-deleted succeeds too (and hides
     /// its objects again), so a retried call whose first answer was lost is not a 404.
@@ -46,10 +46,13 @@ impl MediaService {
                 }
             };
             self.stop_serving(&media).await?;
+            // Its download links stop too (a grant's use also checks that its media is still
+            // served, so a link cannot outlive the delete even before this runs).
+            let revoked = self.grants.revoke_all(id).await?;
             // A repeated delete announces again (at most one more event per retry): the first
             // attempt may have failed after storing the change and before publishing it.
             self.publish(Change::Deleted, &media).await?;
-            info!(media_id = %id, owner = owner.as_str(), status = "deleted", outcome, "soft-deleted media");
+            info!(media_id = %id, owner = owner.as_str(), status = "deleted", outcome, revoked_grants = revoked, "soft-deleted media");
             return Ok(());
         }
         Err(MediaError::Contended)

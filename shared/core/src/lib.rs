@@ -21,11 +21,14 @@ pub mod service;
 pub mod cleanup;
 pub mod confirm;
 pub mod delete;
+pub mod download;
 pub mod get;
+pub mod grants;
 pub mod list;
 pub mod presign;
 pub mod process;
 pub mod restore;
+pub mod server_upload;
 pub mod update;
 pub mod usage;
 

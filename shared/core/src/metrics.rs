@@ -254,6 +254,20 @@ impl ObjectStore for MeteredObjectStore {
         self.note("presign_get", r)
     }
 
+    async fn presign_download(
+        &self,
+        key: &ObjectKey,
+        content_disposition: &str,
+        content_type: &str,
+        expires_in: std::time::Duration,
+    ) -> Result<String, StoreError> {
+        let r = self
+            .inner
+            .presign_download(key, content_disposition, content_type, expires_in)
+            .await;
+        self.note("presign_download", r)
+    }
+
     async fn head(&self, key: &ObjectKey) -> Result<Option<u64>, StoreError> {
         let r = self.inner.head(key).await;
         self.note("head", r)

@@ -113,6 +113,15 @@ pub trait ObjectStore: Send + Sync {
         key: &ObjectKey,
         expires_in: Duration,
     ) -> Result<String, StoreError>;
+    /// A presigned GET whose answer carries this `Content-Disposition` and `Content-Type`
+    /// (S3's `response-content-disposition` and `response-content-type`).
+    async fn presign_download(
+        &self,
+        key: &ObjectKey,
+        content_disposition: &str,
+        content_type: &str,
+        expires_in: Duration,
+    ) -> Result<String, StoreError>;
     /// The object's size, or `None` if it does not exist.
     async fn head(&self, key: &ObjectKey) -> Result<Option<u64>, StoreError>;
     /// The whole object if it is at most `max_bytes` long.
@@ -370,6 +379,47 @@ pub trait EventPublisher: Send + Sync {
 pub trait CdnCache: Send + Sync {
     /// Invalidates these paths (each `/` + an object key). Callers batch: one call per run.
     async fn invalidate(&self, paths: &[String]) -> Result<(), StoreError>;
+}
+
+/// What counting one use of a grant came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrantUse {
+    /// Counted: the download may go ahead.
+    Counted,
+    /// No such grant (never made, revoked, or removed).
+    Missing,
+    /// Past its expiry.
+    Expired,
+    /// All its downloads are used.
+    Exhausted,
+}
+
+/// Download grants. Each change is conditional, so concurrent uses never count past a grant's
+/// maximum.
+#[async_trait]
+pub trait GrantStore: Send + Sync {
+    /// Stores a new grant.
+    async fn create(&self, grant: &crate::grants::Grant) -> Result<(), RepoError>;
+    /// One grant by id.
+    async fn get(
+        &self,
+        id: &crate::grants::GrantId,
+    ) -> Result<Option<crate::grants::Grant>, RepoError>;
+    /// Every grant of a media.
+    async fn list(&self, media: &MediaId) -> Result<Vec<crate::grants::Grant>, RepoError>;
+    /// Counts one download, atomically, if the grant exists, has not expired at `now` and has
+    /// downloads left. `use_id` is unique to this use: a retry of the same write whose answer was
+    /// lost finds it and is not counted twice.
+    async fn count_use(
+        &self,
+        id: &crate::grants::GrantId,
+        use_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<GrantUse, RepoError>;
+    /// Removes one grant of a media (a missing one is not an error).
+    async fn revoke(&self, media: &MediaId, id: &crate::grants::GrantId) -> Result<(), RepoError>;
+    /// Removes every grant of a media; how many there were.
+    async fn revoke_all(&self, media: &MediaId) -> Result<usize, RepoError>;
 }
 
 /// One encoded derivative.

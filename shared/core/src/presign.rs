@@ -153,18 +153,7 @@ impl MediaService {
         files: Vec<PresignRequest>,
     ) -> Result<PresignBatchResponse, PresignError> {
         let _flush = FlushOnDrop(&self.metrics);
-        let limit = self.config.max_files_per_request;
-        if files.is_empty() {
-            return Err(PresignError::Invalid(
-                "files must name at least one file".into(),
-            ));
-        }
-        if files.len() > limit {
-            return Err(PresignError::TooManyFiles {
-                count: files.len(),
-                limit,
-            });
-        }
+        self.check_file_count(files.len(), "files must name at least one file")?;
         let checked = files
             .into_iter()
             .enumerate()
@@ -191,7 +180,7 @@ impl MediaService {
 
     /// The rate limit (one request, whatever it holds), then the records and their quota
     /// reservation. A request refused after it was counted is taken back from the rate window.
-    async fn presign_limited(
+    pub(crate) async fn presign_limited(
         &self,
         owner: &OwnerId,
         checked: Vec<CheckedPresign>,
@@ -224,7 +213,10 @@ impl MediaService {
         value.map_err(|e| PresignError::Invalid(format!("response: {e}")))
     }
 
-    fn check_presign(&self, req: PresignRequest) -> Result<CheckedPresign, PresignError> {
+    pub(crate) fn check_presign(
+        &self,
+        req: PresignRequest,
+    ) -> Result<CheckedPresign, PresignError> {
         let filename = sanitize_filename(req.filename.as_deref().unwrap_or_default())
             .map_err(|e| PresignError::Invalid(format!("filename: {e}")))?;
         let raw_type = req
@@ -277,6 +269,19 @@ impl MediaService {
         })
     }
 
+    /// One request holds at least one file and at most `MAX_FILES_PER_REQUEST`; `none` says
+    /// how to send one.
+    pub(crate) fn check_file_count(&self, count: usize, none: &str) -> Result<(), PresignError> {
+        let limit = self.config.max_files_per_request;
+        if count == 0 {
+            return Err(PresignError::Invalid(none.into()));
+        }
+        if count > limit {
+            return Err(PresignError::TooManyFiles { count, limit });
+        }
+        Ok(())
+    }
+
     /// Presigns each file and creates all their records, with their quota reservation, in one
     /// atomic write: all or none.
     async fn presign_checked(
@@ -289,44 +294,66 @@ impl MediaService {
         let mut records = Vec::with_capacity(checked.len());
         let mut answers = Vec::with_capacity(checked.len());
         for c in checked {
-            let id = MediaId::generate();
-            let key = ObjectKey::original(&self.config.upload_prefix, now, &id, c.content_type);
-            let (method, url, headers, fields) = self.presigned_request(&key, &c).await?;
+            let media = self.new_record(owner, &c, now);
+            let (method, url, headers, fields) = self.presigned_request(&media.key, &c).await?;
             answers.push(PresignResponse {
-                media_id: id.clone(),
+                media_id: media.id.clone(),
                 method,
                 url,
                 headers,
                 fields,
                 expires: self.config.presign_expiry.as_secs(),
                 expires_at: format_time(now + self.config.presign_expiry),
-                key: key.as_str().to_owned(),
+                key: media.key.as_str().to_owned(),
             });
-            records.push(Media {
-                id,
-                owner: owner.clone(),
-                status: MediaStatus::Pending,
-                filename: c.filename,
-                content_type: c.content_type,
-                size: c.size,
-                key,
-                created_at: now,
-                updated_at: now,
-                expires_at: Some(now + self.config.pending_ttl),
-                deleted_at: None,
-                served_original: None,
-                served_size: None,
-                metadata: None,
-                derivatives: BTreeMap::new(),
-                rejection: None,
-                describe: c.describe,
-                version: 1,
-                deleted_from: None,
-                holds_quota: true,
-            });
+            records.push(media);
         }
+        self.create_records(owner, &records, started).await?;
+        Ok(answers)
+    }
+
+    /// The pending record of one checked file, created now.
+    pub(crate) fn new_record(
+        &self,
+        owner: &OwnerId,
+        c: &CheckedPresign,
+        now: OffsetDateTime,
+    ) -> Media {
+        let id = MediaId::generate();
+        let key = ObjectKey::original(&self.config.upload_prefix, now, &id, c.content_type);
+        Media {
+            id,
+            owner: owner.clone(),
+            status: MediaStatus::Pending,
+            filename: c.filename.clone(),
+            content_type: c.content_type,
+            size: c.size,
+            key,
+            created_at: now,
+            updated_at: now,
+            expires_at: Some(now + self.config.pending_ttl),
+            deleted_at: None,
+            served_original: None,
+            served_size: None,
+            metadata: None,
+            derivatives: BTreeMap::new(),
+            rejection: None,
+            describe: c.describe.clone(),
+            version: 1,
+            deleted_from: None,
+            holds_quota: true,
+        }
+    }
+
+    /// Creates the records with their quota reservation, in one atomic write: all or none.
+    pub(crate) async fn create_records(
+        &self,
+        owner: &OwnerId,
+        records: &[Media],
+        started: Instant,
+    ) -> Result<(), PresignError> {
         let quota = self.quota();
-        match self.repo.create(&records, &quota).await? {
+        match self.repo.create(records, &quota).await? {
             Reserved::Applied => {}
             Reserved::OverQuota(usage) => {
                 self.metrics.count("quota_exceeded_total", &[], 1);
@@ -341,7 +368,7 @@ impl MediaService {
             Reserved::Conflict => {
                 // An id exists. Ids are random (UUIDv7), so this is our own write whose answer
                 // was lost and whose retry met it: read them back, and answer if they are ours.
-                for media in &records {
+                for media in records {
                     let ours = self.repo.get(&media.id).await?.is_some_and(|stored| {
                         stored.owner == media.owner
                             && stored.key == media.key
@@ -358,7 +385,7 @@ impl MediaService {
                 );
             }
         }
-        for m in &records {
+        for m in records {
             self.metrics.count(
                 "upload_total",
                 &[("status", "presigned"), ("type", m.content_type.mime())],
@@ -369,7 +396,7 @@ impl MediaService {
                 size = m.size, elapsed_ms = started.elapsed().as_millis() as u64, "presigned upload"
             );
         }
-        Ok(answers)
+        Ok(())
     }
 
     /// The presigned PUT or POST of one file: method, URL, headers, form fields.
@@ -414,7 +441,7 @@ impl MediaService {
 }
 
 /// A presign request that passed every check.
-struct CheckedPresign {
+pub(crate) struct CheckedPresign {
     filename: String,
     content_type: ContentType,
     size: u64,

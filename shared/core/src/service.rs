@@ -16,8 +16,8 @@ use crate::domain::{
 };
 use crate::metrics::{MeteredObjectStore, Metrics};
 use crate::ports::{
-    CdnCache, EventPublisher, ImageProcessor, MediaRepository, ObjectStore, PublishError,
-    RepoError, StoreError,
+    CdnCache, EventPublisher, GrantStore, ImageProcessor, MediaRepository, ObjectStore,
+    PublishError, RepoError, StoreError,
 };
 
 /// Failures of confirm, get and delete.
@@ -126,6 +126,7 @@ pub struct MediaService {
     pub(crate) config: Arc<Config>,
     pub(crate) store: Arc<dyn ObjectStore>,
     pub(crate) repo: Arc<dyn MediaRepository>,
+    pub(crate) grants: Arc<dyn GrantStore>,
     pub(crate) cdn: Option<Arc<dyn CdnCache>>,
     pub(crate) metrics: Metrics,
     /// Only the process function links an image pipeline; the API functions have none.
@@ -150,16 +151,19 @@ impl MediaService {
         config: Config,
         store: Arc<dyn ObjectStore>,
         repo: Arc<dyn MediaRepository>,
+        grants: Arc<dyn GrantStore>,
     ) -> Self {
         let metrics = Metrics::stdout(config.metrics_namespace.as_deref());
-        Self::with_parts(config, store, repo, None, metrics)
+        Self::with_parts(config, store, repo, grants, None, metrics)
     }
 
-    /// A service over the given ports, an optional CDN cache, and these metrics.
+    /// A service over the given ports (objects, records, download grants), an optional CDN
+    /// cache, and these metrics.
     pub fn with_parts(
         config: Config,
         store: Arc<dyn ObjectStore>,
         repo: Arc<dyn MediaRepository>,
+        grants: Arc<dyn GrantStore>,
         cdn: Option<Arc<dyn CdnCache>>,
         metrics: Metrics,
     ) -> Self {
@@ -167,6 +171,7 @@ impl MediaService {
             config: Arc::new(config),
             store: Arc::new(MeteredObjectStore::new(store, metrics.clone())),
             repo,
+            grants,
             cdn,
             metrics,
             processor: None,

@@ -1,5 +1,6 @@
 //! [`DynamoMediaRepository`]: the media repository port on one DynamoDB table.
 
+mod grants;
 mod item;
 mod list;
 mod usage;
@@ -19,6 +20,8 @@ use media_core::ports::{
 };
 use time::OffsetDateTime;
 use usage::UsageChange;
+
+pub use grants::{DynamoGrantStore, GRANT_INDEX};
 
 use item::{PURGE_NOW, descriptive_attributes, from_item, json, n, s, status, to_item};
 
