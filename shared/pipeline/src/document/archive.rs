@@ -334,6 +334,7 @@ pub(super) fn validate(
             ..MediaMetadata::default()
         },
         first_page: None,
+        render: std::time::Duration::ZERO,
     })
 }
 

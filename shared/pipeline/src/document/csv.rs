@@ -34,6 +34,7 @@ pub(super) fn validate_text(bytes: &[u8]) -> Result<Validated, Rejection> {
             ..MediaMetadata::default()
         },
         first_page: None,
+        render: std::time::Duration::ZERO,
     })
 }
 
@@ -153,6 +154,7 @@ pub(super) fn validate_csv(bytes: &[u8]) -> Result<Validated, Rejection> {
             ..MediaMetadata::default()
         },
         first_page: None,
+        render: std::time::Duration::ZERO,
     })
 }
 

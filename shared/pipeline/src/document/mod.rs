@@ -123,6 +123,8 @@ pub struct Validated {
     pub metadata: MediaMetadata,
     /// A PDF's first page, to make thumbnails from.
     pub first_page: Option<crate::Raster>,
+    /// How long rendering it took.
+    pub render: std::time::Duration,
 }
 
 pub(crate) fn reject(code: RejectionCode, message: impl Into<String>) -> Rejection {
@@ -228,8 +230,10 @@ pub(crate) fn process(
     }
     let largest = opts.sizes.iter().map(|s| s.size).max().unwrap_or(0);
     let validated = validate(bytes, declared, &opts.documents, largest)?;
+    // Validation is the inspection; rendering the first page is the decode.
     let mut timings = Timings {
-        inspect: started.elapsed(),
+        inspect: started.elapsed().saturating_sub(validated.render),
+        decode: validated.render,
         ..Timings::default()
     };
     let thumbnails = match &validated.first_page {

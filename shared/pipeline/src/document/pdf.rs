@@ -210,6 +210,7 @@ pub(super) fn validate(
                     ..MediaMetadata::default()
                 },
                 first_page: None,
+                render: std::time::Duration::ZERO,
             });
         }
         Err(LoadPdfError::Decryption(e)) => {
@@ -248,11 +249,13 @@ pub(super) fn validate(
         .map_or((None, None), |(w, h)| {
             (Some(w.round() as u32), Some(h.round() as u32))
         });
+    let rendering = std::time::Instant::now();
     let first_page = if encrypted {
         None
     } else {
         render_first_page(&pdf, longest)
     };
+    let render = rendering.elapsed();
     Ok(Validated {
         metadata: MediaMetadata {
             pages: Some(u32::try_from(pdf.pages().len()).unwrap_or(u32::MAX)),
@@ -264,6 +267,7 @@ pub(super) fn validate(
             ..MediaMetadata::default()
         },
         first_page,
+        render,
     })
 }
 
