@@ -171,3 +171,22 @@ async fn documents_have_their_own_size_limit_and_one_may_exceed_the_batch_total(
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn with_a_cdn_a_documents_original_stays_private_and_only_its_thumbnails_use_it() -> TestResult
+{
+    let t = spawn_app(&[("CDN_BASE_URL", "https://cdn.example.com")]).await?;
+    let pdf = process(&t, "alice", "pypdf-crazyones.pdf", "application/pdf").await?;
+    assert_eq!(pdf["status"], "ready", "{pdf}");
+    let original = pdf["originalUrl"].as_str().ok_or("no original")?;
+    assert!(
+        !original.starts_with("https://cdn.example.com/") && original.contains("X-Amz-Signature="),
+        "{original}"
+    );
+    let thumbnail = pdf["thumbnails"]["small"].as_str().ok_or("no thumbnail")?;
+    assert!(
+        thumbnail.starts_with("https://cdn.example.com/derivatives/"),
+        "{thumbnail}"
+    );
+    Ok(())
+}

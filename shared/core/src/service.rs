@@ -268,7 +268,15 @@ impl MediaService {
         let mut thumbnails = BTreeMap::new();
         if media.status == MediaStatus::Ready {
             if let Some(served) = &media.served_original {
-                original_url = Some(self.url(served).await?);
+                // A document is private: its original is always a short-lived presigned GET,
+                // never a CDN URL (only images, and every kind's thumbnails, go through a CDN).
+                original_url = Some(if media.kind() == MediaKind::Image {
+                    self.url(served).await?
+                } else {
+                    self.store
+                        .presign_get(served, self.config.download_url_expiry)
+                        .await?
+                });
             }
             for (name, d) in &media.derivatives {
                 thumbnails.insert(name.clone(), self.url(&d.key).await?);
