@@ -32,6 +32,7 @@ pub fn pipeline_options(config: &Config) -> PipelineOptions {
                 max_uncompressed: config.max_archive_uncompressed,
                 ..ArchiveLimits::default()
             },
+            ..DocumentOptions::default()
         },
     }
 }

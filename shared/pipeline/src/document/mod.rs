@@ -24,6 +24,9 @@ pub struct DocumentOptions {
     pub allow_active_content: bool,
     /// Bounds on ZIP and OOXML archives.
     pub archive: ArchiveLimits,
+    /// Longest a PDF's first page may take to render; past it there are no thumbnails (zero: never
+    /// render).
+    pub render_timeout: std::time::Duration,
 }
 
 impl Default for DocumentOptions {
@@ -32,6 +35,7 @@ impl Default for DocumentOptions {
             max_bytes: 50 * 1024 * 1024,
             allow_active_content: false,
             archive: ArchiveLimits::default(),
+            render_timeout: std::time::Duration::from_secs(10),
         }
     }
 }

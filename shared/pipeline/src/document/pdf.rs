@@ -3,6 +3,7 @@
 //! hayro for the thumbnails.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Duration;
 
 use hayro::hayro_syntax::object::{Dict, MaybeRef, Object};
 use hayro::hayro_syntax::{DecryptionError, LoadPdfError, Pdf};
@@ -149,6 +150,25 @@ fn opens_only_with_empty_password(bytes: &[u8]) -> bool {
     Pdf::new_with_password(bytes.to_vec(), "\u{1}not the password\u{1}").is_err()
 }
 
+/// Renders the first page on a thread of its own, for at most `deadline`: a page that takes
+/// longer (a hostile or pathological one) gives no thumbnails instead of holding the function
+/// until its timeout. The renderer has no way to be cancelled, so a late thread runs on to its
+/// end, detached, and its result is dropped.
+fn render_within(bytes: &[u8], longest: u32, deadline: Duration) -> Option<Raster> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let bytes = bytes.to_vec();
+    std::thread::Builder::new()
+        .name("pdf-render".into())
+        .spawn(move || {
+            let raster = Pdf::new(bytes)
+                .ok()
+                .and_then(|pdf| render_first_page(&pdf, longest));
+            let _ = tx.send(raster);
+        })
+        .ok()?;
+    rx.recv_timeout(deadline).ok().flatten()
+}
+
 /// Renders the first page with its longest side `longest` pixels, on white; `None` when the
 /// renderer fails (the PDF is still accepted, without thumbnails).
 fn render_first_page(pdf: &Pdf, longest: u32) -> Option<Raster> {
@@ -250,10 +270,10 @@ pub(super) fn validate(
             (Some(w.round() as u32), Some(h.round() as u32))
         });
     let rendering = std::time::Instant::now();
-    let first_page = if encrypted {
+    let first_page = if encrypted || opts.render_timeout.is_zero() {
         None
     } else {
-        render_first_page(&pdf, longest)
+        render_within(bytes, longest, opts.render_timeout)
     };
     let render = rendering.elapsed();
     Ok(Validated {
@@ -274,6 +294,26 @@ pub(super) fn validate(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_render_past_its_deadline_gives_no_thumbnails_and_the_pdf_is_still_accepted()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let bytes = std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../tests/documents/pdfjs-tracemonkey.pdf"),
+        )?;
+        let in_time = validate(&bytes, &DocumentOptions::default(), 150).map_err(|r| r.message)?;
+        assert!(in_time.first_page.is_some());
+        // A page that takes milliseconds cannot render in a nanosecond.
+        let opts = DocumentOptions {
+            render_timeout: Duration::from_nanos(1),
+            ..DocumentOptions::default()
+        };
+        let late = validate(&bytes, &opts, 150).map_err(|r| r.message)?;
+        assert!(late.first_page.is_none());
+        assert_eq!(late.metadata.pages, Some(14));
+        Ok(())
+    }
 
     #[test]
     fn text_strings_decode_each_encoding() {
