@@ -57,6 +57,33 @@ pub(crate) fn open(bytes: &[u8]) -> Result<ZipArchive<Cursor<&[u8]>>, Rejection>
     })
 }
 
+/// The entry count the end-of-central-directory record declares (its ZIP64 record's, when the
+/// classic one says 0xFFFF), read before the central directory is: the directory of an archive
+/// with too many entries is never loaded (half a million empty entries fit in 50 MB, and reading
+/// their directory would take over 100 MiB).
+pub(crate) fn declared_entries(bytes: &[u8]) -> Option<u64> {
+    let u16_at = |at: usize| Some(u16::from_le_bytes(bytes.get(at..at + 2)?.try_into().ok()?));
+    let u64_at = |at: usize| Some(u64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?));
+    let floor = bytes.len().saturating_sub((64 << 10) + 22);
+    let eocd = (floor..bytes.len().saturating_sub(21))
+        .rev()
+        .find(|&i| bytes[i..].starts_with(b"PK\x05\x06"))?;
+    let entries = u16_at(eocd + 10)?;
+    if entries != u16::MAX {
+        return Some(u64::from(entries));
+    }
+    // The ZIP64 locator sits just before the classic record and points at the ZIP64 record.
+    let locator = eocd.checked_sub(20)?;
+    if !bytes[locator..].starts_with(b"PK\x06\x07") {
+        return Some(u64::from(entries));
+    }
+    let record = usize::try_from(u64_at(locator + 8)?).ok()?;
+    bytes
+        .get(record..)
+        .filter(|r| r.starts_with(b"PK\x06\x06"))?;
+    u64_at(record + 32)
+}
+
 /// Whether an entry's name could write outside the folder it is extracted to: `..` components,
 /// absolute paths, drive letters and UNC paths, with `\` taken as a separator too (Windows tools
 /// do), and NUL bytes that cut the name short in C code.
@@ -292,6 +319,17 @@ pub(super) fn validate(
     declared: ContentType,
     opts: &DocumentOptions,
 ) -> Result<Validated, Rejection> {
+    if let Some(count) = declared_entries(bytes)
+        && count > opts.archive.max_entries
+    {
+        return Err(reject(
+            RejectionCode::ArchiveTooLarge,
+            format!(
+                "the archive declares {count} entries; the limit is {}",
+                opts.archive.max_entries
+            ),
+        ));
+    }
     let mut archive = open(bytes)?;
     let listing = list(&mut archive, bytes.len() as u64, &opts.archive)?;
     let found = ooxml::identify(&mut archive)?;
@@ -341,6 +379,31 @@ pub(super) fn validate(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_entry_count_is_read_from_the_end_record_before_the_directory() {
+        let mut zip = b"PK\x05\x06\0\0\0\0".to_vec();
+        zip.extend(7u16.to_le_bytes()); // entries on this disk
+        zip.extend(7u16.to_le_bytes()); // entries in total
+        zip.extend([0u8; 10]);
+        assert_eq!(declared_entries(&zip), Some(7));
+        assert_eq!(
+            declared_entries(b"not a zip at all, no end record here"),
+            None
+        );
+        // ZIP64: the classic record says 0xFFFF; the ZIP64 record has the real count.
+        let mut z64 = b"PK\x06\x06".to_vec();
+        z64.extend([0u8; 28]);
+        z64.extend(70_000u64.to_le_bytes()); // total entries, at offset 32
+        z64.extend([0u8; 16]);
+        let mut locator = b"PK\x06\x07\0\0\0\0".to_vec();
+        locator.extend(0u64.to_le_bytes()); // the ZIP64 record is at offset 0
+        locator.extend(1u32.to_le_bytes());
+        z64.extend(locator);
+        z64.extend(b"PK\x05\x06\0\0\0\0\xff\xff\xff\xff");
+        z64.extend([0u8; 10]);
+        assert_eq!(declared_entries(&z64), Some(70_000));
+    }
 
     #[test]
     fn names_that_escape_are_unsafe() {
