@@ -48,7 +48,10 @@ pub(crate) struct Listing {
     pub uncompressed: u64,
 }
 
-pub(crate) fn open(bytes: &[u8]) -> Result<ZipArchive<Cursor<&[u8]>>, Rejection> {
+/// An archive read from memory.
+type Zip<'a> = ZipArchive<Cursor<&'a [u8]>>;
+
+pub(crate) fn open(bytes: &[u8]) -> Result<Zip<'_>, Rejection> {
     ZipArchive::new(Cursor::new(bytes)).map_err(|e| {
         reject(
             RejectionCode::Corrupt,
@@ -186,6 +189,28 @@ pub(crate) fn list(
     Ok(listing)
 }
 
+/// Opens an archive and checks its central directory ([`list`]); an archive whose end record
+/// declares too many entries is refused before its directory is even read.
+fn open_and_list<'a>(
+    bytes: &'a [u8],
+    limits: &ArchiveLimits,
+) -> Result<(Zip<'a>, Listing), Rejection> {
+    if let Some(count) = declared_entries(bytes)
+        && count > limits.max_entries
+    {
+        return Err(reject(
+            RejectionCode::ArchiveTooLarge,
+            format!(
+                "the archive declares {count} entries; the limit is {}",
+                limits.max_entries
+            ),
+        ));
+    }
+    let mut archive = open(bytes)?;
+    let listing = list(&mut archive, bytes.len() as u64, limits)?;
+    Ok((archive, listing))
+}
+
 /// Inflates at most `limit` bytes of entry `i`; more than the entry declares is corrupt.
 pub(crate) fn inflate(
     archive: &mut ZipArchive<Cursor<&[u8]>>,
@@ -220,15 +245,23 @@ fn is_archive(head: &[u8]) -> bool {
 }
 
 /// The entries of an archive that are archives themselves, by their first bytes.
-fn nested_archives(archive: &mut ZipArchive<Cursor<&[u8]>>) -> Result<Vec<usize>, Rejection> {
+/// Each as its index and whether it is a ZIP (the one nested format that can be looked into).
+fn nested_archives(
+    archive: &mut ZipArchive<Cursor<&[u8]>>,
+) -> Result<Vec<(usize, bool)>, Rejection> {
     let mut nested = Vec::new();
     for i in 0..archive.len() {
         let file = archive
             .by_index_raw(i)
             .map(|e| !e.is_dir() && e.size() > 0)
             .unwrap_or(false);
-        if file && is_archive(&inflate_head(archive, i)?) {
-            nested.push(i);
+        if !file {
+            continue;
+        }
+        let head = inflate_head(archive, i)?;
+        if is_archive(&head) {
+            let zip = head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06");
+            nested.push((i, zip));
         }
     }
     Ok(nested)
@@ -270,16 +303,14 @@ fn check_nesting(
     archive: &mut ZipArchive<Cursor<&[u8]>>,
     limits: &ArchiveLimits,
 ) -> Result<(), Rejection> {
-    for i in nested_archives(archive)? {
-        let name = archive
-            .by_index_raw(i)
-            .map(|e| String::from_utf8_lossy(e.name_raw()).into_owned())
-            .unwrap_or_default();
-        let head = inflate_head(archive, i)?;
-        if !(head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06")) {
+    for (i, zip) in nested_archives(archive)? {
+        if !zip {
             continue;
         }
-        let size = archive.by_index_raw(i).map(|e| e.size()).unwrap_or(0);
+        let (name, size) = archive
+            .by_index_raw(i)
+            .map(|e| (String::from_utf8_lossy(e.name_raw()).into_owned(), e.size()))
+            .unwrap_or_default();
         if size > MAX_NESTED_BYTES {
             return Err(reject(
                 RejectionCode::ArchiveTooLarge,
@@ -289,13 +320,7 @@ fn check_nesting(
             ));
         }
         let inner_bytes = inflate(archive, i, MAX_NESTED_BYTES)?;
-        let mut inner = open(&inner_bytes).map_err(|r| {
-            reject(
-                r.code,
-                format!("the nested archive {name:?}: {}", r.message),
-            )
-        })?;
-        list(&mut inner, inner_bytes.len() as u64, limits).map_err(|r| {
+        let (mut inner, _) = open_and_list(&inner_bytes, limits).map_err(|r| {
             reject(
                 r.code,
                 format!("the nested archive {name:?}: {}", r.message),
@@ -319,19 +344,7 @@ pub(super) fn validate(
     declared: ContentType,
     opts: &DocumentOptions,
 ) -> Result<Validated, Rejection> {
-    if let Some(count) = declared_entries(bytes)
-        && count > opts.archive.max_entries
-    {
-        return Err(reject(
-            RejectionCode::ArchiveTooLarge,
-            format!(
-                "the archive declares {count} entries; the limit is {}",
-                opts.archive.max_entries
-            ),
-        ));
-    }
-    let mut archive = open(bytes)?;
-    let listing = list(&mut archive, bytes.len() as u64, &opts.archive)?;
+    let (mut archive, listing) = open_and_list(bytes, &opts.archive)?;
     let found = ooxml::identify(&mut archive)?;
     if let Some(Ooxml {
         macros: Some(why), ..
