@@ -44,11 +44,29 @@ struct Watch {
 
 impl Drop for Watch {
     fn drop(&mut self) {
-        // Its own process group: the functions it started go with it.
-        let _ = Command::new("kill")
-            .args(["-TERM", &format!("-{}", self.child.id())])
-            .status();
-        let _ = self.child.kill();
+        // Its own process group: the functions it started go with it. The signal goes through
+        // killpg(2), never through a `kill` program: procps' `kill -TERM -<pgid>` misreads some
+        // negative ids (one that starts with 1 became -1, every process the user may signal).
+        use nix::sys::signal::{Signal, killpg};
+        use nix::unistd::Pid;
+        let pgid = match i32::try_from(self.child.id()) {
+            Ok(id) if id > 1 => Pid::from_raw(id),
+            _ => {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                return;
+            }
+        };
+        let _ = killpg(pgid, Signal::SIGTERM);
+        // At most 10 s to stop its functions, then SIGKILL for the whole group.
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(10) {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = killpg(pgid, Signal::SIGKILL);
         let _ = self.child.wait();
     }
 }
