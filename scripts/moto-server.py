@@ -1,16 +1,23 @@
-"""moto_server with DynamoDB's writes serialized.
+"""moto_server with DynamoDB's writes serialized, and S3's ListParts answered as S3 answers it.
 
 moto 5.2.5 runs each request in its own thread, and its TransactWriteItems is not atomic under
 concurrency: it copies the tables it touches, applies the actions one by one, and on a failed
 condition puts the copies back, erasing whatever other requests wrote meanwhile. DynamoDB runs
 transactions serializably; so does this emulator once every write (put, update, delete,
 transaction) of one backend holds one lock. Reads are not locked. Same arguments as moto_server.
+
+moto 5.2.5 differs from S3 in two answers the tests read, which are made as S3 makes them:
+- it names the root element of its ListParts answer `ListPartsResponse`; S3 names it
+  `ListPartsResult`, and the AWS SDK for Rust refuses any other root;
+- its answer to a browser form's POST of an object has no `ETag` and no `Location`, nor the
+  bucket's CORS headers (`Access-Control-Expose-Headers`), which S3 sends; Uppy reads the ETag.
 """
 
 import functools
 import threading
 
 from moto.dynamodb.models import DynamoDBBackend
+from moto.s3.responses import S3Response
 from moto.server import main
 
 _LOCK = threading.RLock()
@@ -27,6 +34,43 @@ def _serialized(method):
 
 for _name in ("put_item", "update_item", "delete_item", "transact_write_items"):
     setattr(DynamoDBBackend, _name, _serialized(getattr(DynamoDBBackend, _name)))
+
+def _list_parts_result(method):
+    @functools.wraps(method)
+    def renamed(*args, **kwargs):
+        status, headers, body = method(*args, **kwargs)
+        if isinstance(body, str):
+            body = body.replace("ListPartsResponse", "ListPartsResult", 2)
+        elif isinstance(body, bytes):
+            body = body.replace(b"ListPartsResponse", b"ListPartsResult", 2)
+        return status, headers, body
+
+    return renamed
+
+
+S3Response.list_parts = _list_parts_result(S3Response.list_parts)
+
+
+def _post_object_headers(method):
+    @functools.wraps(method)
+    def with_headers(self, request, bucket_name):
+        status, headers, body = method(self, request, bucket_name)
+        key_name = (getattr(self, "querystring", None) or {}).get("key", [None])[0]
+        if self.is_delete_keys() or not key_name or int(status) >= 300:
+            return status, headers, body
+        stored = self.backend.get_object(bucket_name, key_name)
+        if stored is None:
+            return status, headers, body
+        headers = dict(headers)
+        headers["ETag"] = stored.etag
+        headers.setdefault("Location", f"{request.host_url}{bucket_name}/{key_name}")
+        headers.update(self._get_cors_headers_other())
+        return status, headers, body
+
+    return with_headers
+
+
+S3Response._bucket_response_post = _post_object_headers(S3Response._bucket_response_post)
 
 if __name__ == "__main__":
     main()

@@ -1,10 +1,13 @@
-// The demo page: presign, then upload straight to storage with a progress bar, confirm, wait for
+// The demo page: presign, then upload straight to storage with a progress bar (files over 20 MB
+// in 5 MiB parts, see upload.js), confirm, wait for
 // processing, and show thumbnails, dimensions and EXIF (or the rejection). Below, the user's
 // library, newest first, a page at a time ("Load more"): alt text and tags can be edited (with
 // If-Match, so an edit never overwrites a change made elsewhere), and a delete can be undone.
 //
 // Works against the local stack as served by `media-dev serve` (which hands out a local token for
 // `?user=`), or against a deployed API: `/?api=https://…` with `#token=<JWT>`.
+
+import { ApiError, send, sendInParts, THRESHOLD } from './upload.js';
 
 const params = new URLSearchParams(location.search);
 const API = (params.get('api') || location.origin).replace(/\/+$/, '');
@@ -25,14 +28,6 @@ function token() {
   return tokenPromise;
 }
 
-class ApiError extends Error {
-  constructor(status, code, message) {
-    super(message);
-    this.status = status;
-    this.code = code;
-  }
-}
-
 async function api(method, path, body, extraHeaders = {}) {
   const headers = { Authorization: `Bearer ${await token()}`, ...extraHeaders };
   if (body !== undefined) headers['Content-Type'] ??= 'application/json';
@@ -48,31 +43,6 @@ async function api(method, path, body, extraHeaders = {}) {
     throw new ApiError(r.status, e.code ?? 'http_' + r.status, e.message ?? r.statusText);
   }
   return json;
-}
-
-// The direct upload, with progress (fetch cannot report upload progress; XHR can).
-function send(presigned, file, onProgress) {
-  return new Promise((resolve, reject) => {
-    const xhr = new XMLHttpRequest();
-    xhr.open(presigned.method, presigned.url);
-    let body = file;
-    if (presigned.method === 'POST') {
-      body = new FormData();
-      for (const [k, v] of Object.entries(presigned.fields)) body.append(k, v);
-      body.append('file', file);
-    } else {
-      for (const [k, v] of Object.entries(presigned.headers)) {
-        if (!/^(host|content-length)$/i.test(k)) xhr.setRequestHeader(k, v);
-      }
-    }
-    xhr.upload.onprogress = (e) => e.lengthComputable && onProgress(e.loaded / e.total);
-    xhr.onload = () =>
-      xhr.status >= 200 && xhr.status < 300
-        ? resolve()
-        : reject(new ApiError(xhr.status, 'upload_refused', `storage refused the upload (HTTP ${xhr.status})`));
-    xhr.onerror = () => reject(new ApiError(0, 'network', 'the upload did not reach storage'));
-    xhr.send(body);
-  });
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -445,6 +415,7 @@ async function loadPage() {
 }
 
 async function upload(file) {
+  if (file.size > THRESHOLD) return uploadInParts(file);
   const card = new Card(file);
   try {
     card.state('presigning', 'Requesting an upload URL…');
@@ -461,6 +432,27 @@ async function upload(file) {
     await send(presigned, file, (f) => card.progress(f));
     card.state('processing', 'Processing…');
     card.show(await settled(await api('POST', '/api/v1/upload/confirm', { mediaId: presigned.mediaId })));
+    usage();
+  } catch (err) {
+    card.fail(err);
+  }
+}
+
+// Over 20 MB: in 5 MiB parts (resumable by any client that lists the parts), part by part.
+async function uploadInParts(file) {
+  const card = new Card(file);
+  try {
+    card.state('presigning', 'Starting an upload in parts…');
+    const done = await sendInParts(file, api, ({ part, parts, done, fraction, mediaId }) => {
+      if (!card.mediaId) {
+        card.mediaId = mediaId;
+        card.el.dataset.mediaId = mediaId;
+      }
+      card.progress(fraction);
+      card.state('uploading', `Uploading part ${part} of ${parts} (${done} done)… ${Math.round(fraction * 100)}%`);
+    });
+    card.state('processing', 'Processing…');
+    card.show(await settled(await api('POST', '/api/v1/upload/confirm', { mediaId: done.mediaId })));
     usage();
   } catch (err) {
     card.fail(err);

@@ -87,6 +87,7 @@ pub const OPENAPI: &str = include_str!("../../openapi.json");
 /// The demo page (`local/demo/`), served at `/`.
 const DEMO_HTML: &str = include_str!("../demo/index.html");
 const DEMO_JS: &str = include_str!("../demo/demo.js");
+const DEMO_UPLOAD_JS: &str = include_str!("../demo/upload.js");
 const DEMO_CSS: &str = include_str!("../demo/demo.css");
 
 /// The files the local server serves besides the API: the OpenAPI document and the demo page.
@@ -95,6 +96,7 @@ fn static_file(path: &str) -> Option<(&'static str, &'static str)> {
         "/openapi.json" => ("application/json", OPENAPI),
         "/" | "/index.html" => ("text/html; charset=utf-8", DEMO_HTML),
         "/demo/demo.js" => ("text/javascript; charset=utf-8", DEMO_JS),
+        "/demo/upload.js" => ("text/javascript; charset=utf-8", DEMO_UPLOAD_JS),
         "/demo/demo.css" => ("text/css; charset=utf-8", DEMO_CSS),
         _ => return None,
     })
@@ -434,7 +436,7 @@ mod tests {
         let (html, page) = static_file("/").unwrap();
         assert!(html.starts_with("text/html"));
         // Every asset the page names is served.
-        for asset in ["/demo/demo.js", "/demo/demo.css"] {
+        for asset in ["/demo/demo.js", "/demo/upload.js", "/demo/demo.css"] {
             assert!(page.contains(asset), "{asset}");
             assert!(static_file(asset).is_some(), "{asset}");
         }

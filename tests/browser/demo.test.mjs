@@ -1,7 +1,8 @@
 // The demo page that `media-dev serve` serves at `/`, in headless Chromium against the local stack.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { API, ARTIFACTS, api, browser, corpus, root, token } from './harness.mjs';
 
@@ -198,4 +199,40 @@ test('the demo page handles a PDF: first-page preview, facts, download under its
   // JSON page it shows, the favicon it looks for by itself.
   const own = (e) => /status of 410/.test(e) || /\/favicon\.ico\)$/.test(e);
   assert.deepEqual(b.errors.slice(earlier).filter((e) => !own(e)), []);
+});
+
+test('the demo page sends a file over 20 MB in 5 MiB parts and shows each part\'s progress', async () => {
+  const earlier = b.errors.length;
+  const dir = mkdtempSync(join(tmpdir(), 'media-demo-'));
+  const path = join(dir, 'field-notes.txt');
+  const line = Buffer.from(`${'the quick brown fox jumps over the lazy dog '.repeat(2).slice(0, 79)}\n`);
+  writeFileSync(path, Buffer.concat(Array.from({ length: Math.ceil(25_000_000 / line.length) }, () => line)));
+  try {
+    const page = await b.page();
+    await page.goto(`${API}/?user=demo-parts`);
+    // Every status the card showed while it uploaded.
+    await page.evaluate(() => {
+      window.statuses = new Set();
+      new MutationObserver(() => {
+        for (const s of document.querySelectorAll('#uploads .card .status')) window.statuses.add(s.textContent);
+      }).observe(document.querySelector('#uploads'), { subtree: true, childList: true, characterData: true });
+    });
+    await page.setInputFiles('#files', [path]);
+    // A text file has no preview to wait for: its card's status is enough.
+    const card = page.locator('.card', { hasText: 'field-notes.txt' });
+    await page.waitForFunction(
+      () => ['ready', 'rejected', 'failed'].includes(document.querySelector('#uploads .card')?.dataset.status),
+      null,
+      { timeout: 120_000, polling: 250 },
+    );
+    assert.equal(await card.getAttribute('data-status'), 'ready');
+    const statuses = await page.evaluate(() => [...window.statuses]);
+    const parts = statuses.filter((s) => /^Uploading part \d+ of 5 /.test(s));
+    assert.ok(new Set(parts.map((s) => s.match(/part (\d+)/)[1])).size === 5, `every part's progress: ${statuses}`);
+    // The previous test's JSON page may still log its favicon request, made by the browser itself.
+    const favicon = (e) => /\/favicon\.ico\)$/.test(e);
+    assert.deepEqual(b.errors.slice(earlier).filter((e) => !favicon(e)), []);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -184,6 +184,7 @@ async fn every_sample_event_runs_through_the_lambda_runtime_api() -> TestResult 
         version: 1,
         deleted_from: None,
         holds_quota: true,
+        upload_id: None,
     };
     DynamoMediaRepository::new(clients.dynamodb.clone(), &table)
         .create(std::slice::from_ref(&media), &Default::default())

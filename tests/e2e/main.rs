@@ -8,6 +8,7 @@ mod faults;
 mod grants;
 mod invoke;
 mod library;
+mod multipart;
 mod operations;
 mod quotas;
 mod restore;

@@ -280,14 +280,15 @@ fn the_bucket_is_private_encrypted_tls_only_and_triggers_only_on_uploads() -> Te
 
 /// The least set of (action, resource) each function needs, from what its code calls:
 /// presign writes records and the owner's usage and rate items in a transaction, reads them back,
-/// and signs PUTs to uploads/; confirm reads a record, HEADs the upload and
+/// and signs PUTs to uploads/ (whole files and parts; the multipart routes also list and abort
+/// an upload's parts); confirm reads a record, HEADs the upload and
 /// signs GETs; get reads a record and signs GETs of what is served; library queries the owner and
 /// entity indexes, reads and updates a record, signs GETs, and for a restore lists the versions of
 /// one media's served objects and removes their delete markers; delete reads and updates a record,
 /// puts delete markers on the served objects and invalidates the CDN; process reads and updates a
 /// record, reads and deletes the upload, writes (and on a race deletes) derivatives; cleanup
-/// queries its index, updates and deletes records, reads and deletes objects, and invalidates the
-/// CDN.
+/// queries its index, updates and deletes records, reads and deletes objects, aborts multipart
+/// uploads never completed, and invalidates the CDN.
 const LEAST: &[(&str, &[(&str, &str)])] = &[
     (
         "presign",
@@ -296,6 +297,8 @@ const LEAST: &[(&str, &[(&str, &str)])] = &[
             ("dynamodb:UpdateItem", "table"),
             ("dynamodb:GetItem", "table"),
             ("s3:PutObject", "bucket/uploads/*"),
+            ("s3:ListMultipartUploadParts", "bucket/uploads/*"),
+            ("s3:AbortMultipartUpload", "bucket/uploads/*"),
         ],
     ),
     (
@@ -361,6 +364,7 @@ const LEAST: &[(&str, &[(&str, &str)])] = &[
             ("dynamodb:UpdateItem", "table"),
             ("dynamodb:DeleteItem", "table"),
             ("s3:GetObject", "bucket/uploads/*"),
+            ("s3:AbortMultipartUpload", "bucket/uploads/*"),
             ("s3:DeleteObject", "bucket/uploads/*"),
             ("s3:DeleteObject", "bucket/derivatives/*"),
             ("cloudfront:CreateInvalidation", "distribution"),

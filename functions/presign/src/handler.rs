@@ -1,6 +1,7 @@
 //! `POST /api/v1/upload/presign`: a pending record and a presigned PUT or POST.
 //! `POST /api/v1/upload`: the same records, with the files sent through the API as
 //! `multipart/form-data` (parts named `files`, plus optional descriptive fields).
+//! `/api/v1/upload/s3/...`: resumable uploads in parts (see [`crate::multipart`]).
 
 use std::convert::Infallible;
 
@@ -14,6 +15,7 @@ use serde_json::Value;
 pub async fn handle(service: &MediaService, req: Request) -> Result<Response<Body>, Infallible> {
     let route = api::route_key(&req);
     Ok(match route.as_str() {
+        r if r.contains(" /api/v1/upload/s3/") => crate::multipart::handle(service, r, &req).await,
         "POST /api/v1/upload" => api::respond(201, upload(service, &req).await),
         _ => api::respond(200, presign(service, &req).await),
     })

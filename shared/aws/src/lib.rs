@@ -10,6 +10,7 @@ mod dynamo;
 mod eventbridge;
 pub mod post_policy;
 mod s3;
+mod s3_multipart;
 pub mod wire;
 
 pub use clients::AwsClients;

@@ -20,8 +20,8 @@ struct PostError(String);
 /// [`ObjectStore`] on Amazon S3.
 #[derive(Debug, Clone)]
 pub struct S3ObjectStore {
-    client: aws_sdk_s3::Client,
-    bucket: String,
+    pub(crate) client: aws_sdk_s3::Client,
+    pub(crate) bucket: String,
     /// Signs POST policies (the client's own config does not expose its credentials).
     credentials: Option<aws_sdk_s3::config::SharedCredentialsProvider>,
 }

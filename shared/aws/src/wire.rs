@@ -58,9 +58,10 @@ pub fn with_clients(config: &Config, clients: &AwsClients) -> MediaService {
 }
 
 fn without_cdn(config: &Config, clients: &AwsClients) -> MediaService {
+    let store = Arc::new(S3ObjectStore::new(clients, &config.bucket));
     MediaService::with_parts(
         config.clone(),
-        Arc::new(S3ObjectStore::new(clients, &config.bucket)),
+        store.clone(),
         Arc::new(DynamoMediaRepository::new(
             clients.dynamodb.clone(),
             &config.table,
@@ -72,4 +73,5 @@ fn without_cdn(config: &Config, clients: &AwsClients) -> MediaService {
         None,
         Metrics::stdout(config.metrics_namespace.as_deref()),
     )
+    .with_multipart(store)
 }

@@ -10,6 +10,7 @@ use crate::domain::{MediaId, OwnerId};
 use crate::download::DownloadError;
 use crate::grants::GrantError;
 use crate::list::ListError;
+use crate::multipart::MultipartError;
 use crate::ports::RepoError;
 use crate::presign::PresignError;
 use crate::restore::RestoreError;
@@ -39,6 +40,44 @@ impl Route {
 /// Every route the API serves: template.yaml, the local runner and the OpenAPI document agree with
 /// this list (each checked by a test).
 pub const ROUTES: &[Route] = &[
+    // Resumable uploads in parts, as Companion's S3 routes (stock Uppy's `endpoint` and
+    // `companionEndpoint` speak them).
+    Route {
+        method: "POST",
+        path: "/api/v1/upload/s3/multipart",
+        function: "presign",
+        public: false,
+    },
+    Route {
+        method: "GET",
+        path: "/api/v1/upload/s3/multipart/{uploadId}",
+        function: "presign",
+        public: false,
+    },
+    Route {
+        method: "GET",
+        path: "/api/v1/upload/s3/multipart/{uploadId}/{partNumber}",
+        function: "presign",
+        public: false,
+    },
+    Route {
+        method: "POST",
+        path: "/api/v1/upload/s3/multipart/{uploadId}/complete",
+        function: "presign",
+        public: false,
+    },
+    Route {
+        method: "DELETE",
+        path: "/api/v1/upload/s3/multipart/{uploadId}",
+        function: "presign",
+        public: false,
+    },
+    Route {
+        method: "GET",
+        path: "/api/v1/upload/s3/params",
+        function: "presign",
+        public: false,
+    },
     Route {
         method: "POST",
         path: "/api/v1/upload/presign",
@@ -184,6 +223,23 @@ impl From<PresignError> for ApiError {
             PresignError::QuotaExceeded(m) => Self::new(403, "quota_exceeded", m),
             PresignError::Store(_) | PresignError::Repo(_) | PresignError::IdTaken(_) => {
                 error!(error = %e, cause = ?e, "presign failed");
+                Self::internal()
+            }
+        }
+    }
+}
+
+impl From<MultipartError> for ApiError {
+    fn from(e: MultipartError) -> Self {
+        match e {
+            MultipartError::Invalid(m) => Self::new(400, "invalid_request", m),
+            MultipartError::NotFound => Self::new(404, "not_found", e.to_string()),
+            MultipartError::TooLarge { .. } => Self::new(413, "too_large", e.to_string()),
+            MultipartError::QuotaExceeded(m) => Self::new(403, "quota_exceeded", m),
+            MultipartError::Contended => Self::new(409, "conflict", e.to_string()),
+            MultipartError::Start(e) => e.into(),
+            MultipartError::Unavailable | MultipartError::Store(_) | MultipartError::Repo(_) => {
+                error!(error = %e, cause = ?e, "multipart request failed");
                 Self::internal()
             }
         }

@@ -180,6 +180,14 @@ impl MediaService {
             // Never delete beyond this media's own folders, whatever a malformed record says.
             return Err(PurgeError::Foreign(key.as_str().to_owned()));
         }
+        if let (true, Some(upload_id), Some(multipart)) =
+            (never_processed, &media.upload_id, &self.multipart)
+        {
+            // A multipart upload never completed holds its parts until it is aborted (aborting
+            // one completed or aborted already is no error). Aborted before the key is deleted,
+            // so that a completion racing this purge leaves an object that the delete removes.
+            multipart.abort_multipart(&media.key, upload_id).await?;
+        }
         self.delete_all(&keys).await?;
         // What the record says existed: what was served (and may be cached by a CDN), or the
         // upload of media never processed (a processed upload was deleted when it was).

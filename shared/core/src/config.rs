@@ -110,6 +110,9 @@ pub struct Config {
     /// `PENDING_TTL_SECONDS` (default 3600, at least the presign expiry): how long a presigned
     /// upload may stay pending before cleanup expires it.
     pub pending_ttl: Duration,
+    /// `MULTIPART_PENDING_TTL_SECONDS` (default 86400, at least the presign expiry): how long a
+    /// multipart upload may stay pending before cleanup aborts it and expires its record.
+    pub multipart_pending_ttl: Duration,
     /// `DOWNLOAD_URL_EXPIRY_SECONDS` (default 900): lifetime of presigned GET URLs.
     pub download_url_expiry: Duration,
     /// `CDN_BASE_URL` (optional): when set, URLs are `<CDN_BASE_URL>/<key>`.
@@ -210,6 +213,7 @@ impl Config {
         "MAX_METADATA_BYTES",
         "PRESIGN_EXPIRY_SECONDS",
         "PENDING_TTL_SECONDS",
+        "MULTIPART_PENDING_TTL_SECONDS",
         "DOWNLOAD_URL_EXPIRY_SECONDS",
         "CDN_BASE_URL",
         "CDN_DISTRIBUTION_ID",
@@ -322,6 +326,7 @@ impl Config {
             allowed_types,
             presign_expiry: seconds("PRESIGN_EXPIRY_SECONDS", 900)?,
             pending_ttl: seconds("PENDING_TTL_SECONDS", 3600)?,
+            multipart_pending_ttl: seconds("MULTIPART_PENDING_TTL_SECONDS", 86_400)?,
             download_url_expiry: seconds("DOWNLOAD_URL_EXPIRY_SECONDS", 900)?,
             cdn_base_url: get("CDN_BASE_URL").map(|u| u.trim_end_matches('/').to_owned()),
             cleanup_grace_period: Duration::from_secs_f64(grace_hours * 3600.0),
@@ -396,6 +401,13 @@ impl Config {
             // Otherwise cleanup could expire a record whose upload URL still works.
             return invalid(
                 "PENDING_TTL_SECONDS",
+                "must be at least PRESIGN_EXPIRY_SECONDS",
+            );
+        }
+        if self.multipart_pending_ttl < self.presign_expiry {
+            // A part URL handed out must not outlive its upload.
+            return invalid(
+                "MULTIPART_PENDING_TTL_SECONDS",
                 "must be at least PRESIGN_EXPIRY_SECONDS",
             );
         }

@@ -25,6 +25,7 @@ pub mod download;
 pub mod get;
 pub mod grants;
 pub mod list;
+pub mod multipart;
 pub mod presign;
 pub mod process;
 pub mod restore;

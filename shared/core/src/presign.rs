@@ -269,6 +269,29 @@ impl MediaService {
         })
     }
 
+    /// A multipart upload's file, checked as a presign request is but with the size optional: a
+    /// client that declares it is refused early when it is over the limit, and the parts decide
+    /// it at complete. The record holds the declared size (0 when none) until then.
+    pub(crate) fn check_multipart(
+        &self,
+        filename: Option<String>,
+        content_type: Option<String>,
+        size: Option<u64>,
+        rest: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<CheckedPresign, PresignError> {
+        let declared = size.map(|s| i64::try_from(s).unwrap_or(i64::MAX));
+        let mut checked = self.check_presign(PresignRequest {
+            filename,
+            content_type,
+            size: Some(declared.unwrap_or(1)),
+            method: None,
+            sha256: None,
+            rest,
+        })?;
+        checked.size = size.unwrap_or(0);
+        Ok(checked)
+    }
+
     /// One request holds at least one file and at most `MAX_FILES_PER_REQUEST`; `none` says
     /// how to send one.
     pub(crate) fn check_file_count(&self, count: usize, none: &str) -> Result<(), PresignError> {
@@ -342,6 +365,7 @@ impl MediaService {
             version: 1,
             deleted_from: None,
             holds_quota: true,
+            upload_id: None,
         }
     }
 

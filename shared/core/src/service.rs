@@ -16,8 +16,8 @@ use crate::domain::{
 };
 use crate::metrics::{MeteredObjectStore, Metrics};
 use crate::ports::{
-    CdnCache, EventPublisher, GrantStore, ImageProcessor, MediaRepository, ObjectStore,
-    PublishError, RepoError, StoreError,
+    CdnCache, EventPublisher, GrantStore, ImageProcessor, MediaRepository, MultipartStore,
+    ObjectStore, PublishError, RepoError, StoreError,
 };
 
 /// Failures of confirm, get and delete.
@@ -134,6 +134,9 @@ pub struct MediaService {
     /// Where state changes are published (the functions that make them: process, delete,
     /// library, cleanup).
     pub(crate) events: Option<Arc<dyn EventPublisher>>,
+    /// S3 multipart uploads (the upload routes under `/api/v1/upload/s3/`, and cleanup, which
+    /// aborts the ones never completed).
+    pub(crate) multipart: Option<Arc<dyn MultipartStore>>,
 }
 
 /// Writes the metrics of one use case when it ends, whichever way it ends.
@@ -176,12 +179,19 @@ impl MediaService {
             metrics,
             processor: None,
             events: None,
+            multipart: None,
         }
     }
 
     /// The same service with an event publisher, to which every state change is announced.
     pub fn with_events(mut self, events: Arc<dyn EventPublisher>) -> Self {
         self.events = Some(events);
+        self
+    }
+
+    /// The same service with S3 multipart uploads.
+    pub fn with_multipart(mut self, multipart: Arc<dyn MultipartStore>) -> Self {
+        self.multipart = Some(multipart);
         self
     }
 

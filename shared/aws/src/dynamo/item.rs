@@ -133,6 +133,9 @@ pub(super) fn to_item(m: &Media) -> HashMap<String, AttributeValue> {
     if m.holds_quota {
         item.insert("holdsQuota".to_owned(), AttributeValue::Bool(true));
     }
+    if let Some(id) = &m.upload_id {
+        item.insert("uploadId".to_owned(), s(id));
+    }
     if let Some(meta) = &m.metadata {
         item.insert("metadata".to_owned(), json(meta));
     }
@@ -236,5 +239,6 @@ pub(super) fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Media,
             .and_then(|v| v.as_bool().ok())
             .copied()
             .unwrap_or(false),
+        upload_id: text("uploadId").map(str::to_owned),
     })
 }

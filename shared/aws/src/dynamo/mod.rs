@@ -71,10 +71,14 @@ impl DynamoMediaRepository {
             .map(|(k, v)| (k.to_owned(), v))
             .chain(std::iter::once((":one".to_owned(), n(1))))
             .collect();
-        let names = HashMap::from([
+        let mut names = HashMap::from([
             ("#s".to_owned(), "status".to_owned()),
             ("#v".to_owned(), "version".to_owned()),
         ]);
+        // `size` is a reserved word; DynamoDB refuses a name placeholder no expression uses.
+        if update.contains("#z") || condition.contains("#z") {
+            names.insert("#z".to_owned(), "size".to_owned());
+        }
         let Some(usage) = usage else {
             let result = self
                 .client
@@ -477,6 +481,41 @@ impl MediaRepository for DynamoMediaRepository {
                 (":due", s(PURGE_NOW)),
                 (":now", s(format_time(now))),
             ],
+        )
+        .await
+    }
+
+    async fn settle_size(
+        &self,
+        media: &Media,
+        size: u64,
+        quota: &Quota,
+    ) -> Result<Reserved, RepoError> {
+        let upload_id = media.upload_id.as_deref().unwrap_or_default();
+        let values = vec![
+            (":pending", status(MediaStatus::Pending)),
+            (":owner", s(media.owner.as_str())),
+            (":upload", s(upload_id)),
+            (":old", n(media.size)),
+            (":size", n(size)),
+            (":now", s(format_time(OffsetDateTime::now_utc()))),
+        ];
+        let delta = i64::try_from(size)
+            .unwrap_or(i64::MAX)
+            .saturating_sub(i64::try_from(media.size).unwrap_or(i64::MAX));
+        let usage = (media.holds_quota && delta != 0).then(|| UsageChange {
+            owner: media.owner.clone(),
+            files: 0,
+            bytes: delta,
+            quota: (delta > 0).then_some(*quota),
+        });
+        self.transition(
+            "settle a multipart upload's size",
+            &media.id,
+            "SET #z = :size, #v = if_not_exists(#v, :one) + :one, updatedAt = :now",
+            "ownerId = :owner AND #s = :pending AND uploadId = :upload AND #z = :old",
+            values,
+            usage,
         )
         .await
     }

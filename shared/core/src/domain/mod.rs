@@ -433,6 +433,9 @@ pub struct Media {
     /// True while its file and declared bytes are counted in its owner's usage (pending and
     /// ready media; records from before quotas existed are not counted).
     pub holds_quota: bool,
+    /// The S3 multipart upload the original arrives through (multipart uploads only): the routes
+    /// under `/api/v1/upload/s3/multipart` answer only for it, and cleanup aborts it.
+    pub upload_id: Option<String>,
 }
 
 impl Media {

@@ -15,6 +15,10 @@ use crate::domain::{
     StoredDerivative,
 };
 
+mod multipart;
+
+pub use multipart::{Completion, MultipartStore, PartTag, UploadedPart};
+
 /// A failure of the storage backend (S3). The SDK error is kept as the source.
 #[derive(Debug, thiserror::Error)]
 #[error("object storage failed to {operation}")]
@@ -311,6 +315,16 @@ pub trait MediaRepository: Send + Sync {
     /// `pending` -> `expired` (queued for purge), giving back the record's reservation in the same
     /// atomic write.
     async fn expire(&self, media: &Media, now: OffsetDateTime) -> Result<Transition, RepoError>;
+    /// `media` as read (pending, a multipart upload) -> the same record with `size` bytes, its
+    /// owner's usage changed by the difference within `quota`, in the same atomic write: a
+    /// multipart upload's size is known when it is completed. [`Reserved::Conflict`] if the record
+    /// is no longer pending at its size and upload id.
+    async fn settle_size(
+        &self,
+        media: &Media,
+        size: u64,
+        quota: &Quota,
+    ) -> Result<Reserved, RepoError>;
     /// Removes a `deleted` or `expired` record.
     async fn remove(&self, id: &MediaId) -> Result<Transition, RepoError>;
     /// Records queued in `partition` (one of [`CleanupQueue::partitions`]) due at or before `due`,
