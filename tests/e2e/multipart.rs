@@ -104,6 +104,26 @@ async fn put_part(
         .to_owned())
 }
 
+/// `POST .../complete` of `upload` as alice with these parts: status and body.
+async fn complete(t: &TestApp, upload: &Upload, etags: &[String]) -> TestResult<(u16, Value)> {
+    let path = upload.path("/complete");
+    call(t, reqwest::Method::POST, "alice", &path, Some(parts(etags))).await
+}
+
+/// Fails unless S3 no longer knows the upload (aborted: its parts are gone).
+async fn assert_aborted(t: &TestApp, upload: &Upload) {
+    let listed = t
+        .direct
+        .s3
+        .list_parts()
+        .bucket(&t.app.service.config().bucket)
+        .key(&upload.key)
+        .upload_id(&upload.upload_id)
+        .send()
+        .await;
+    assert!(listed.is_err(), "the upload was aborted");
+}
+
 fn parts(etags: &[String]) -> Value {
     json!({"parts": etags.iter().enumerate().map(|(i, e)| json!({"PartNumber": i + 1, "ETag": e})).collect::<Vec<_>>()})
 }
@@ -140,15 +160,7 @@ async fn a_file_uploaded_in_parts_resumes_completes_and_is_processed() -> TestRe
     }
     etags.push(put_part(&t, "alice", &upload, 3, chunks[2]).await?);
 
-    let complete = upload.path("/complete");
-    let (status, done) = call(
-        &t,
-        reqwest::Method::POST,
-        "alice",
-        &complete,
-        Some(parts(&etags)),
-    )
-    .await?;
+    let (status, done) = complete(&t, &upload, &etags).await?;
     assert_eq!(status, 200, "{done}");
     assert_eq!(done["key"], upload.key.as_str());
     assert_eq!(done["mediaId"], upload.media_id.as_str());
@@ -160,14 +172,7 @@ async fn a_file_uploaded_in_parts_resumes_completes_and_is_processed() -> TestRe
         "{done}"
     );
     // A complete repeated (its answer lost) answers the same.
-    let (status, again) = call(
-        &t,
-        reqwest::Method::POST,
-        "alice",
-        &complete,
-        Some(parts(&etags)),
-    )
-    .await?;
+    let (status, again) = complete(&t, &upload, &etags).await?;
     assert_eq!((status, &again), (200, &done));
 
     let media = t.wait_processed(&token("alice"), &upload.media_id).await?;
@@ -184,14 +189,7 @@ async fn a_file_uploaded_in_parts_resumes_completes_and_is_processed() -> TestRe
     // Once processed, the upload routes no longer answer for it (but complete, which is done).
     let (status, _) = call(&t, reqwest::Method::GET, "alice", &upload.path(""), None).await?;
     assert_eq!(status, 404);
-    let (status, _) = call(
-        &t,
-        reqwest::Method::POST,
-        "alice",
-        &complete,
-        Some(parts(&etags)),
-    )
-    .await?;
+    let (status, _) = complete(&t, &upload, &etags).await?;
     assert_eq!(status, 200);
     Ok(())
 }
@@ -234,16 +232,8 @@ async fn an_upload_over_its_kinds_limit_is_refused_at_complete_and_leaves_no_obj
         (413, Some("too_large"))
     );
 
-    let complete = upload.path("/complete");
     for _ in 0..2 {
-        let (status, reply) = call(
-            &t,
-            reqwest::Method::POST,
-            "alice",
-            &complete,
-            Some(parts(&etags)),
-        )
-        .await?;
+        let (status, reply) = complete(&t, &upload, &etags).await?;
         assert_eq!(
             (status, reply["error"]["code"].as_str()),
             (413, Some("too_large")),
@@ -255,16 +245,7 @@ async fn an_upload_over_its_kinds_limit_is_refused_at_complete_and_leaves_no_obj
     assert_eq!(media.body["rejection"]["code"], "too_large");
     assert_eq!(t.object_keys().await?, Vec::<String>::new());
     assert_eq!(t.stored_usage("alice").await?, (0, 0));
-    let aborted = t
-        .direct
-        .s3
-        .list_parts()
-        .bucket(&t.app.service.config().bucket)
-        .key(&upload.key)
-        .upload_id(&upload.upload_id)
-        .send()
-        .await;
-    assert!(aborted.is_err(), "the upload was aborted");
+    assert_aborted(&t, &upload).await;
     Ok(())
 }
 
@@ -396,16 +377,7 @@ async fn cleanup_aborts_an_upload_never_completed() -> TestResult {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let summary = t.app.service.run_cleanup().await?;
     assert_eq!(summary.expired, 1, "{summary:?}");
-    let parts = t
-        .direct
-        .s3
-        .list_parts()
-        .bucket(&t.app.service.config().bucket)
-        .key(&upload.key)
-        .upload_id(&upload.upload_id)
-        .send()
-        .await;
-    assert!(parts.is_err(), "the upload was aborted");
+    assert_aborted(&t, &upload).await;
     t.assert_nothing_stored().await?;
     assert_eq!(t.stored_usage("alice").await?, (0, 0));
     Ok(())
@@ -439,14 +411,7 @@ async fn each_write_of_an_upload_in_parts_can_lose_its_answer() -> TestResult {
             put_part(&t, "alice", &upload, 1, &file[..5 * MIB]).await?,
             put_part(&t, "alice", &upload, 2, &file[5 * MIB..]).await?,
         ];
-        let (status, done) = call(
-            &t,
-            reqwest::Method::POST,
-            "alice",
-            &upload.path("/complete"),
-            Some(parts(&etags)),
-        )
-        .await?;
+        let (status, done) = complete(&t, &upload, &etags).await?;
         assert_eq!(status, 200, "{what}: {done}");
         assert!(proxy.rules_spent(), "{what}: the rule met its call");
         let media = t.wait_processed(&token("alice"), &upload.media_id).await?;
