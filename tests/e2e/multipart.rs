@@ -499,3 +499,39 @@ async fn the_params_route_gives_a_presigned_post_for_a_file_sent_whole() -> Test
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn the_parts_are_listed_to_the_last_page() -> TestResult {
+    let t = spawn_app(&[]).await?;
+    let upload = start(
+        &t,
+        "alice",
+        json!({"filename": "a.txt", "type": "text/plain"}),
+    )
+    .await?;
+    // S3 lists at most 1000 parts a page: 1001 parts of one byte each (sent straight to the
+    // emulator: only a complete checks part sizes) take two pages.
+    let bucket = t.app.service.config().bucket.clone();
+    for number in 1..=1001 {
+        t.direct
+            .s3
+            .upload_part()
+            .bucket(&bucket)
+            .key(&upload.key)
+            .upload_id(&upload.upload_id)
+            .part_number(number)
+            .body(vec![b'a'].into())
+            .send()
+            .await?;
+    }
+    let (status, listed) = call(&t, reqwest::Method::GET, "alice", &upload.path(""), None).await?;
+    assert_eq!(status, 200, "{listed}");
+    let numbers: Vec<u64> = listed
+        .as_array()
+        .ok_or("not a list")?
+        .iter()
+        .filter_map(|p| p["PartNumber"].as_u64())
+        .collect();
+    assert_eq!(numbers, (1..=1001).collect::<Vec<u64>>());
+    Ok(())
+}
