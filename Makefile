@@ -100,9 +100,10 @@ cold-start: system $(VENV)/.bench-installed
 	  --bootstrap target/release/get --media-dev target/release/media-dev
 
 # cargo-fuzz (pinned) in .tools; libFuzzer needs nightly flags, which RUSTC_BOOTSTRAP allows on
-# the pinned stable toolchain. Two targets, FUZZ_SECONDS each: the image pipeline (seeds: the
-# corpus's images, and the WebP and PNG orientation fixtures) and the document validators (seeds:
-# tests/documents). Finds land in fuzz/artifacts/.
+# the pinned stable toolchain. Three targets, FUZZ_SECONDS each: the image pipeline (seeds: the
+# corpus's images, and the WebP and PNG orientation fixtures), the document validators (seeds:
+# tests/documents) and the video and audio container probes (seeds: tests/av). Finds land in
+# fuzz/artifacts/.
 CARGO_FUZZ_VERSION := 0.13.2
 FUZZ_SECONDS ?= 600
 CORPUS_DIR ?= $(or $(MEDIA_CORPUS_DIR),../shared/corpus)
@@ -120,6 +121,10 @@ fuzz: system .tools/bin/cargo-fuzz
 	find tests/documents -maxdepth 1 -type f ! -name '*.py' ! -name '*.tsv' -size -300k \
 	  -exec cp -n {} fuzz/corpus/documents/ \;
 	RUSTC_BOOTSTRAP=1 .tools/bin/cargo-fuzz run --fuzz-dir fuzz documents fuzz/corpus/documents -- \
+	  -max_total_time=$(FUZZ_SECONDS) -max_len=262144 -rss_limit_mb=2048 -timeout=10 -print_final_stats=1
+	mkdir -p fuzz/corpus/av
+	find tests/av -maxdepth 1 -type f ! -name '*.tsv' -size -300k -exec cp -n {} fuzz/corpus/av/ \;
+	RUSTC_BOOTSTRAP=1 .tools/bin/cargo-fuzz run --fuzz-dir fuzz av fuzz/corpus/av -- \
 	  -max_total_time=$(FUZZ_SECONDS) -max_len=262144 -rss_limit_mb=2048 -timeout=10 -print_final_stats=1
 
 clean:

@@ -5,6 +5,7 @@
 //! frame counts), header dimensions; only then is a pixel buffer allocated, and only as large as
 //! the largest derivative needs (JPEG is decoded at a reduced DCT scale).
 
+pub mod av;
 mod color;
 mod container;
 mod decode;
