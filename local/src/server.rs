@@ -435,11 +435,13 @@ mod tests {
     fn serves_the_demo_page_and_the_openapi_document() {
         let (html, page) = static_file("/").unwrap();
         assert!(html.starts_with("text/html"));
-        // Every asset the page names is served.
-        for asset in ["/demo/demo.js", "/demo/upload.js", "/demo/demo.css"] {
+        // Every asset the page names is served, and the module demo.js imports.
+        for asset in ["/demo/demo.js", "/demo/demo.css"] {
             assert!(page.contains(asset), "{asset}");
             assert!(static_file(asset).is_some(), "{asset}");
         }
+        assert!(DEMO_JS.contains("from './upload.js'"));
+        assert!(static_file("/demo/upload.js").is_some());
         assert_eq!(static_file("/openapi.json").unwrap().1, OPENAPI);
         assert!(static_file("/demo/../Cargo.toml").is_none());
     }
