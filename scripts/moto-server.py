@@ -10,13 +10,17 @@ moto 5.2.5 differs from S3 in two answers the tests read, which are made as S3 m
 - it names the root element of its ListParts answer `ListPartsResponse`; S3 names it
   `ListPartsResult`, and the AWS SDK for Rust refuses any other root;
 - its answer to a browser form's POST of an object has no `ETag` and no `Location`, nor the
-  bucket's CORS headers (`Access-Control-Expose-Headers`), which S3 sends; Uppy reads the ETag.
+  bucket's CORS headers (`Access-Control-Expose-Headers`), which S3 sends; Uppy reads the ETag;
+- a CompleteMultipartUpload of an upload that no longer exists (completed already: a retry whose
+  first answer was lost) fails with a KeyError, an HTML 500; S3 answers `NoSuchUpload`.
 """
 
 import functools
 import threading
 
 from moto.dynamodb.models import DynamoDBBackend
+from moto.s3.exceptions import NoSuchUpload
+from moto.s3.models import S3Backend
 from moto.s3.responses import S3Response
 from moto.server import main
 
@@ -71,6 +75,19 @@ def _post_object_headers(method):
 
 
 S3Response._bucket_response_post = _post_object_headers(S3Response._bucket_response_post)
+
+
+def _no_such_upload(method):
+    @functools.wraps(method)
+    def complete(self, bucket_name, multipart_id, body):
+        if multipart_id not in self.get_bucket(bucket_name).multiparts:
+            raise NoSuchUpload(upload_id=multipart_id)
+        return method(self, bucket_name, multipart_id, body)
+
+    return complete
+
+
+S3Backend.complete_multipart_upload = _no_such_upload(S3Backend.complete_multipart_upload)
 
 if __name__ == "__main__":
     main()
