@@ -27,10 +27,6 @@ async fn presign(service: &MediaService, req: &Request) -> Result<Value, ApiErro
     Ok(service.presign(&owner, body).await?)
 }
 
-/// The descriptive fields a multipart upload may carry beside its files (`tags` and `entity`
-/// as JSON, the others as text).
-const DESCRIPTIVE: [&str; 5] = ["alt", "title", "description", "tags", "entity"];
-
 async fn upload(service: &MediaService, req: &Request) -> Result<UploadedFiles, ApiError> {
     let owner = api::owner(req)?;
     let body: &[u8] = req.body().as_ref();
@@ -105,7 +101,8 @@ async fn parts(
                     bytes: bytes.to_vec(),
                 });
             }
-            n if DESCRIPTIVE.contains(&n) => {
+            // The descriptive fields (`tags` and `entity` as JSON, the others as text).
+            n if media_core::describe::FIELDS.contains(&n) => {
                 let text = field
                     .text()
                     .await

@@ -128,9 +128,6 @@ pub enum MultipartError {
     Repo(#[from] RepoError),
 }
 
-/// The descriptive fields a start's metadata may carry.
-const DESCRIPTIVE: [&str; 5] = ["alt", "title", "description", "tags", "entity"];
-
 impl MediaService {
     fn multipart_store(&self) -> Result<&dyn MultipartStore, MultipartError> {
         self.multipart.as_deref().ok_or(MultipartError::Unavailable)
@@ -337,7 +334,7 @@ fn declared_size(metadata: &Map<String, Value>) -> Result<Option<u64>, Multipart
 /// The descriptive fields of a start's metadata. Uppy sends metadata values as strings, so
 /// `tags` and `entity` may come as JSON text.
 fn descriptive(metadata: &Map<String, Value>) -> Map<String, Value> {
-    DESCRIPTIVE
+    crate::describe::FIELDS
         .iter()
         .filter_map(|name| {
             let value = metadata.get(*name)?;
