@@ -12,14 +12,19 @@ moto 5.2.5 differs from S3 in two answers the tests read, which are made as S3 m
 - its answer to a browser form's POST of an object has no `ETag` and no `Location`, nor the
   bucket's CORS headers (`Access-Control-Expose-Headers`), which S3 sends; Uppy reads the ETag;
 - a CompleteMultipartUpload of an upload that no longer exists (completed already: a retry whose
-  first answer was lost) fails with a KeyError, an HTML 500; S3 answers `NoSuchUpload`.
+  first answer was lost) fails with a KeyError, an HTML 500; S3 answers `NoSuchUpload`;
+- it ignores `x-amz-copy-source-if-match` on CopyObject and UploadPartCopy; S3 refuses the copy
+  (412 `PreconditionFailed`) when the source's ETag differs, which the process function relies on
+  to never serve a file replaced after it was checked.
 """
 
 import functools
 import threading
 
 from moto.dynamodb.models import DynamoDBBackend
-from moto.s3.exceptions import NoSuchUpload
+from urllib.parse import unquote, urlparse
+
+from moto.s3.exceptions import MissingKey, NoSuchUpload, PreconditionFailed
 from moto.s3.models import S3Backend
 from moto.s3.responses import S3Response
 from moto.server import main
@@ -88,6 +93,28 @@ def _no_such_upload(method):
 
 
 S3Backend.complete_multipart_upload = _no_such_upload(S3Backend.complete_multipart_upload)
+
+def _copy_source_if_match(method):
+    @functools.wraps(method)
+    def checked(self, *args, **kwargs):
+        wanted = self.headers.get("x-amz-copy-source-if-match")
+        source = self.headers.get("x-amz-copy-source")
+        if wanted and source:
+            if isinstance(source, bytes):
+                source = source.decode("utf-8")
+            bucket, key = unquote(urlparse(source).path).lstrip("/").split("/", 1)
+            stored = self.backend.get_object(bucket, key)
+            if stored is None:
+                raise MissingKey(key=key)
+            if wanted.strip('"') != stored.etag.strip('"'):
+                raise PreconditionFailed("x-amz-copy-source-If-Match")
+        return method(self, *args, **kwargs)
+
+    return checked
+
+
+S3Response.copy_object = _copy_source_if_match(S3Response.copy_object)
+S3Response.upload_part_copy = _copy_source_if_match(S3Response.upload_part_copy)
 
 if __name__ == "__main__":
     main()

@@ -82,7 +82,7 @@ async fn the_list_pages_through_an_owners_media_newest_first() -> TestResult {
         ("limit=0", "limit"),
         ("limit=101", "limit"),
         ("status=deleted", "status"),
-        ("kind=video", "kind"),
+        ("kind=movie", "kind"),
         ("createdAfter=yesterday", "createdAfter"),
         ("createdBefore=2026-13-01T00:00:00Z", "createdBefore"),
         ("entityType=product", "entityId"),

@@ -1,6 +1,7 @@
 //! End-to-end tests: the whole system on the local emulator, driven over HTTP as a client drives it.
 //! Each test starts its own system on its own bucket, table and queue.
 
+mod av;
 mod documents;
 mod enforcement;
 mod events;

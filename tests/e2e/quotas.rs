@@ -50,7 +50,7 @@ async fn the_files_quota_is_exact_and_given_back_once() -> TestResult {
     assert!(message.contains("3 of 3 files"), "{message}");
     assert_eq!(
         usage(&t, "alice").await?,
-        json!({"files": 3, "bytes": 30, "limits": {"files": 3, "bytes": 1073741824}})
+        json!({"files": 3, "bytes": 30, "limits": {"files": 3, "bytes": 10737418240_u64}})
     );
     // Other owners have their own quota.
     assert_eq!(t.presign(Some(&token("bob")), &file(10)).await?.status, 200);

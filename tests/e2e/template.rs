@@ -286,7 +286,8 @@ fn the_bucket_is_private_encrypted_tls_only_and_triggers_only_on_uploads() -> Te
 /// entity indexes, reads and updates a record, signs GETs, and for a restore lists the versions of
 /// one media's served objects and removes their delete markers; delete reads and updates a record,
 /// puts delete markers on the served objects and invalidates the CDN; process reads and updates a
-/// record, reads and deletes the upload, writes (and on a race deletes) derivatives; cleanup
+/// record, reads and deletes the upload, writes (and on a race deletes) derivatives, copies a video
+/// over 5 GiB in parts (aborting the copy when it fails); cleanup
 /// queries its index, updates and deletes records, reads and deletes objects, aborts multipart
 /// uploads never completed, and invalidates the CDN.
 const LEAST: &[(&str, &[(&str, &str)])] = &[
@@ -354,6 +355,7 @@ const LEAST: &[(&str, &[(&str, &str)])] = &[
             ("s3:DeleteObject", "bucket/uploads/*"),
             ("s3:PutObject", "bucket/derivatives/*"),
             ("s3:DeleteObject", "bucket/derivatives/*"),
+            ("s3:AbortMultipartUpload", "bucket/derivatives/*"),
         ],
     ),
     (

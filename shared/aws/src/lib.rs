@@ -11,6 +11,7 @@ mod eventbridge;
 pub mod post_policy;
 mod s3;
 mod s3_multipart;
+mod s3_ranged;
 pub mod wire;
 
 pub use clients::AwsClients;

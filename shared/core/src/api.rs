@@ -213,7 +213,9 @@ impl From<PresignError> for ApiError {
         match e {
             PresignError::Invalid(m) => Self::new(400, "invalid_request", m),
             PresignError::UnsupportedType(_) => Self::new(415, "unsupported_type", e.to_string()),
-            PresignError::TooLarge { .. } => Self::new(413, "too_large", e.to_string()),
+            PresignError::TooLarge { .. } | PresignError::NeedsParts { .. } => {
+                Self::new(413, "too_large", e.to_string())
+            }
             PresignError::TooManyFiles { .. } => Self::new(400, "too_many_files", e.to_string()),
             PresignError::BatchTooLarge { .. } => Self::new(413, "batch_too_large", e.to_string()),
             PresignError::RateLimited(r) => Self {

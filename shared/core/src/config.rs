@@ -14,6 +14,12 @@ pub const DEFAULT_WEBP_METHOD: u8 = 2;
 /// for 8 days (`template.yaml`), so a restore within 7 days always finds them.
 pub const MAX_GRACE_PERIOD_HOURS: f64 = 168.0;
 
+/// The largest object S3 accepts in one PUT (and the largest part of a multipart upload): 5 GiB.
+pub const MAX_SINGLE_PUT: u64 = 5 * 1024 * 1024 * 1024;
+
+/// The largest object a multipart upload can make: 10,000 parts of 5 GiB.
+pub const MAX_MULTIPART_OBJECT: u64 = 10_000 * MAX_SINGLE_PUT;
+
 /// A configuration variable that is missing or malformed, by name.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -86,6 +92,11 @@ pub struct Config {
     /// `MAX_DOCUMENT_SIZE` (default 50 MiB): the largest document, spreadsheet, archive or text
     /// upload in bytes.
     pub max_document_size: u64,
+    /// `MAX_VIDEO_SIZE` (default 5 GiB): the largest video upload in bytes. Over 5 GiB (S3's
+    /// largest single PUT) a file must upload in parts.
+    pub max_video_size: u64,
+    /// `MAX_AUDIO_SIZE` (default 500 MiB): the largest audio upload in bytes.
+    pub max_audio_size: u64,
     /// `ALLOW_ACTIVE_CONTENT` (default false): accept PDFs with JavaScript, launch actions or
     /// embedded files, and Office documents with macros.
     pub allow_active_content: bool,
@@ -155,8 +166,9 @@ pub struct Config {
     /// `QUOTA_FILES_PER_OWNER` (default 10000; 0 turns it off): most media an owner may hold
     /// (pending and ready ones count).
     pub quota_files: u64,
-    /// `QUOTA_BYTES_PER_OWNER` (default 1 GiB; 0 turns it off): most bytes an owner's media may
-    /// hold, by their declared sizes.
+    /// `QUOTA_BYTES_PER_OWNER` (default 10 GiB, room for two videos at the default
+    /// `MAX_VIDEO_SIZE`; 0 turns it off): most bytes an owner's media may hold, by their declared
+    /// sizes.
     pub quota_bytes: u64,
     /// `PRESIGN_RATE_PER_MINUTE` (default 120; 0 turns it off): most presign requests per owner
     /// in one clock minute (a batch is one request).
@@ -167,12 +179,16 @@ pub struct Config {
 }
 
 impl Config {
-    /// The largest upload of this kind: `MAX_FILE_SIZE` for images, `MAX_DOCUMENT_SIZE` for the
-    /// rest.
+    /// The largest upload of this kind: `MAX_FILE_SIZE` for images, `MAX_VIDEO_SIZE` for video,
+    /// `MAX_AUDIO_SIZE` for audio, `MAX_DOCUMENT_SIZE` for the rest.
     pub fn max_size(&self, kind: MediaKind) -> u64 {
         match kind {
             MediaKind::Image => self.max_file_size,
-            _ => self.max_document_size,
+            MediaKind::Video => self.max_video_size,
+            MediaKind::Audio => self.max_audio_size,
+            MediaKind::Document | MediaKind::Spreadsheet | MediaKind::Archive | MediaKind::Text => {
+                self.max_document_size
+            }
         }
     }
 }
@@ -201,6 +217,8 @@ impl Config {
         "ALLOWED_TYPES",
         "MAX_FILE_SIZE",
         "MAX_DOCUMENT_SIZE",
+        "MAX_VIDEO_SIZE",
+        "MAX_AUDIO_SIZE",
         "ALLOW_ACTIVE_CONTENT",
         "MAX_ARCHIVE_ENTRIES",
         "MAX_ARCHIVE_UNCOMPRESSED",
@@ -316,6 +334,8 @@ impl Config {
             derivatives_prefix: prefix("DERIVATIVES_PREFIX", "derivatives/")?,
             max_file_size: number("MAX_FILE_SIZE", 5 * 1024 * 1024)?,
             max_document_size: number("MAX_DOCUMENT_SIZE", 50 * 1024 * 1024)?,
+            max_video_size: number("MAX_VIDEO_SIZE", 5 * 1024 * 1024 * 1024)?,
+            max_audio_size: number("MAX_AUDIO_SIZE", 500 * 1024 * 1024)?,
             allow_active_content: flag(get("ALLOW_ACTIVE_CONTENT").as_deref()),
             max_archive_entries: number("MAX_ARCHIVE_ENTRIES", 10_000)?,
             max_archive_uncompressed: number("MAX_ARCHIVE_UNCOMPRESSED", 1024 * 1024 * 1024)?,
@@ -353,7 +373,7 @@ impl Config {
             metrics_namespace: get("METRICS_NAMESPACE"),
             s3_force_path_style: flag(get("S3_FORCE_PATH_STYLE").as_deref()),
             quota_files: number("QUOTA_FILES_PER_OWNER", 10_000)?,
-            quota_bytes: number("QUOTA_BYTES_PER_OWNER", 1024 * 1024 * 1024)?,
+            quota_bytes: number("QUOTA_BYTES_PER_OWNER", 10 * 1024 * 1024 * 1024)?,
             presign_rate_per_minute: number("PRESIGN_RATE_PER_MINUTE", 120)?,
             event_bus_name: get("EVENT_BUS_NAME"),
         };
@@ -381,6 +401,18 @@ impl Config {
         }
         if self.max_document_size == 0 {
             return invalid("MAX_DOCUMENT_SIZE", "must be positive");
+        }
+        for (name, size) in [
+            ("MAX_VIDEO_SIZE", self.max_video_size),
+            ("MAX_AUDIO_SIZE", self.max_audio_size),
+        ] {
+            // 10,000 parts of at most 5 GiB: the largest object a multipart upload can make.
+            if size == 0 || size > MAX_MULTIPART_OBJECT {
+                return invalid(
+                    name,
+                    "must be between 1 and 48.8 TiB (10,000 parts of 5 GiB)",
+                );
+            }
         }
         if self.presign_expiry.is_zero() || self.presign_expiry > Duration::from_secs(7 * 24 * 3600)
         {

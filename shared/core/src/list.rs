@@ -299,7 +299,7 @@ mod tests {
         for bad in ["deleted", "expired", "READY", ""] {
             assert_eq!(param_of(parse(&[("status", bad)])), "status", "{bad}");
         }
-        assert_eq!(param_of(parse(&[("kind", "video")])), "kind");
+        assert_eq!(param_of(parse(&[("kind", "movie")])), "kind");
         assert_eq!(param_of(parse(&[("tag", "a/b")])), "tag");
         assert_eq!(param_of(parse(&[("entityType", "product")])), "entityId");
         assert_eq!(param_of(parse(&[("entityId", "1")])), "entityType");

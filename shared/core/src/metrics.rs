@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use serde_json::{Map, Value, json};
 
 use crate::domain::{ContentType, ObjectKey};
-use crate::ports::{Fetched, ObjectStore, PresignedPost, PresignedRequest, StoreError};
+use crate::ports::{Fetched, ObjectStat, ObjectStore, PresignedPost, PresignedRequest, StoreError};
 
 /// The unit of a metric, as EMF names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -268,9 +268,37 @@ impl ObjectStore for MeteredObjectStore {
         self.note("presign_download", r)
     }
 
-    async fn head(&self, key: &ObjectKey) -> Result<Option<u64>, StoreError> {
-        let r = self.inner.head(key).await;
+    async fn stat(&self, key: &ObjectKey) -> Result<Option<ObjectStat>, StoreError> {
+        let r = self.inner.stat(key).await;
         self.note("head", r)
+    }
+
+    async fn read_range(
+        &self,
+        key: &ObjectKey,
+        etag: &str,
+        offset: u64,
+        len: usize,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let r = self.inner.read_range(key, etag, offset, len).await;
+        self.note("get_range", r)
+    }
+
+    async fn digest(&self, key: &ObjectKey, etag: &str) -> Result<Option<[u8; 32]>, StoreError> {
+        let r = self.inner.digest(key, etag).await;
+        self.note("get", r)
+    }
+
+    async fn copy(
+        &self,
+        from: &ObjectKey,
+        etag: &str,
+        size: u64,
+        to: &ObjectKey,
+        content_type: &str,
+    ) -> Result<bool, StoreError> {
+        let r = self.inner.copy(from, etag, size, to, content_type).await;
+        self.note("copy", r)
     }
 
     async fn fetch(&self, key: &ObjectKey, max_bytes: u64) -> Result<Fetched, StoreError> {

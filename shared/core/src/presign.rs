@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tracing::info;
 
+use crate::config::MAX_SINGLE_PUT;
 use crate::describe::Descriptive;
 use crate::domain::{
     ContentType, Media, MediaId, MediaStatus, ObjectKey, OwnerId, format_time, sanitize_filename,
@@ -111,6 +112,14 @@ pub enum PresignError {
         size: u64,
         /// The limit.
         limit: u64,
+    },
+    /// Within the kind's limit, but more than one request can carry.
+    #[error(
+        "size {size} is over 5 GiB, the most one request can upload; upload it in parts (POST /api/v1/upload/s3/multipart)"
+    )]
+    NeedsParts {
+        /// Declared size.
+        size: u64,
     },
     /// The owner made more presign requests this minute than allowed.
     #[error("more than {} presign requests this minute; try again in {} s", .0.limit, .0.retry_after)]
@@ -235,6 +244,9 @@ impl MediaService {
         let limit = self.config.max_size(content_type.kind());
         if size > limit {
             return Err(PresignError::TooLarge { size, limit });
+        }
+        if size > MAX_SINGLE_PUT {
+            return Err(PresignError::NeedsParts { size });
         }
         let post = match req
             .method

@@ -34,7 +34,7 @@ pub use sniff::{Sniffed, sniff};
 
 use media_core::config::{ThumbnailFormat, ThumbnailSize};
 use media_core::domain::{ContentType, MediaKind, MediaMetadata, Rejection, RejectionCode};
-use media_core::ports::ImageProcessor;
+use media_core::ports::{ImageProcessor, RangeSource};
 pub use media_core::ports::{Processed, Thumbnail, Timings};
 
 /// The knobs of the pipeline: its own options, which the process function fills from the app's
@@ -122,6 +122,15 @@ impl ImageProcessor for Pipeline {
     ) -> Result<Processed, Rejection> {
         process_with_checksum(bytes, sha256, declared, extension, &self.options)
     }
+
+    fn probe(
+        &self,
+        source: &mut dyn RangeSource,
+        declared: ContentType,
+        extension: Option<&str>,
+    ) -> Result<MediaMetadata, Rejection> {
+        av::check(source, declared, extension, &self.options)
+    }
 }
 
 impl PipelineOptions {
@@ -164,6 +173,23 @@ pub fn process_with_checksum(
     catch_unwind(AssertUnwindSafe(|| {
         if declared.kind() == MediaKind::Image {
             process_unguarded(bytes, sha256, declared, extension, opts)
+        } else if declared.kind().is_streamed() {
+            // The process function reads these by ranges from S3; a file in memory is read the
+            // same way, through a slice.
+            let started = Instant::now();
+            let metadata = av::check(&mut av::SliceSource(bytes), declared, extension, opts)?;
+            Ok(Processed {
+                metadata: MediaMetadata {
+                    sha256: hex::encode(sha256),
+                    ..metadata
+                },
+                thumbnails: Vec::new(),
+                original_webp: None,
+                timings: Timings {
+                    inspect: started.elapsed(),
+                    ..Timings::default()
+                },
+            })
         } else {
             document::process(bytes, sha256, declared, extension, opts)
         }

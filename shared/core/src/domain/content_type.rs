@@ -42,11 +42,35 @@ pub enum ContentType {
     /// `text/plain`
     #[serde(rename = "text/plain")]
     Text,
+    /// An MPEG-4 video (`.mp4`).
+    #[serde(rename = "video/mp4")]
+    Mp4,
+    /// A QuickTime movie (`.mov`).
+    #[serde(rename = "video/quicktime")]
+    Mov,
+    /// A WebM video.
+    #[serde(rename = "video/webm")]
+    Webm,
+    /// MPEG audio (`.mp3`).
+    #[serde(rename = "audio/mpeg")]
+    Mp3,
+    /// MPEG-4 audio, AAC or ALAC (`.m4a`).
+    #[serde(rename = "audio/mp4")]
+    M4a,
+    /// A WAVE file.
+    #[serde(rename = "audio/wav")]
+    Wav,
+    /// Ogg audio: Vorbis, Opus or FLAC (`.ogg`, `.oga`, `.opus`).
+    #[serde(rename = "audio/ogg")]
+    Ogg,
+    /// FLAC.
+    #[serde(rename = "audio/flac")]
+    Flac,
 }
 
 impl ContentType {
     /// Every type the service can check.
-    pub const ALL: [ContentType; 11] = [
+    pub const ALL: [ContentType; 19] = [
         Self::Jpeg,
         Self::Png,
         Self::Webp,
@@ -58,6 +82,31 @@ impl ContentType {
         Self::Csv,
         Self::Zip,
         Self::Text,
+        Self::Mp4,
+        Self::Mov,
+        Self::Webm,
+        Self::Mp3,
+        Self::M4a,
+        Self::Wav,
+        Self::Ogg,
+        Self::Flac,
+    ];
+
+    /// Other names clients send for these types (browsers and phones differ: Chrome names an
+    /// `.m4a` `audio/x-m4a`, Firefox a `.wav` `audio/x-wav`, some Windows browsers an `.mp3`
+    /// `audio/mp3`).
+    const ALIASES: [(&'static str, ContentType); 11] = [
+        ("audio/x-m4a", Self::M4a),
+        ("audio/m4a", Self::M4a),
+        ("audio/x-wav", Self::Wav),
+        ("audio/wave", Self::Wav),
+        ("audio/vnd.wave", Self::Wav),
+        ("audio/mp3", Self::Mp3),
+        ("audio/x-mp3", Self::Mp3),
+        ("audio/mpeg3", Self::Mp3),
+        ("audio/x-flac", Self::Flac),
+        ("audio/opus", Self::Ogg),
+        ("video/x-quicktime", Self::Mov),
     ];
 
     /// Parses a MIME type (case-insensitive, parameters such as `; charset=` ignored).
@@ -71,6 +120,12 @@ impl ContentType {
         Self::ALL
             .into_iter()
             .find(|t| t.mime() == essence)
+            .or_else(|| {
+                Self::ALIASES
+                    .into_iter()
+                    .find(|(alias, _)| *alias == essence)
+                    .map(|(_, t)| t)
+            })
             .ok_or_else(|| ParseError(format!("unsupported content type {essence:?}")))
     }
 
@@ -90,6 +145,14 @@ impl ContentType {
             Self::Csv => "text/csv",
             Self::Zip => "application/zip",
             Self::Text => "text/plain",
+            Self::Mp4 => "video/mp4",
+            Self::Mov => "video/quicktime",
+            Self::Webm => "video/webm",
+            Self::Mp3 => "audio/mpeg",
+            Self::M4a => "audio/mp4",
+            Self::Wav => "audio/wav",
+            Self::Ogg => "audio/ogg",
+            Self::Flac => "audio/flac",
         }
     }
 
@@ -117,6 +180,14 @@ impl ContentType {
             Self::Csv => "csv",
             Self::Zip => "zip",
             Self::Text => "txt",
+            Self::Mp4 => "mp4",
+            Self::Mov => "mov",
+            Self::Webm => "webm",
+            Self::Mp3 => "mp3",
+            Self::M4a => "m4a",
+            Self::Wav => "wav",
+            Self::Ogg => "ogg",
+            Self::Flac => "flac",
         }
     }
 
@@ -134,6 +205,14 @@ impl ContentType {
             "csv" => Some(Self::Csv),
             "zip" => Some(Self::Zip),
             "txt" | "text" => Some(Self::Text),
+            "mp4" | "m4v" => Some(Self::Mp4),
+            "mov" | "qt" => Some(Self::Mov),
+            "webm" => Some(Self::Webm),
+            "mp3" => Some(Self::Mp3),
+            "m4a" => Some(Self::M4a),
+            "wav" | "wave" => Some(Self::Wav),
+            "ogg" | "oga" | "opus" => Some(Self::Ogg),
+            "flac" => Some(Self::Flac),
             _ => None,
         }
     }
@@ -146,6 +225,8 @@ impl ContentType {
             Self::Xlsx | Self::Csv => MediaKind::Spreadsheet,
             Self::Zip => MediaKind::Archive,
             Self::Text => MediaKind::Text,
+            Self::Mp4 | Self::Mov | Self::Webm => MediaKind::Video,
+            Self::Mp3 | Self::M4a | Self::Wav | Self::Ogg | Self::Flac => MediaKind::Audio,
         }
     }
 
@@ -179,16 +260,22 @@ pub enum MediaKind {
     Archive,
     /// Plain UTF-8 text.
     Text,
+    /// A movie: MP4, QuickTime or WebM (read from its container, never decoded).
+    Video,
+    /// Sound: MP3, M4A, WAV, Ogg or FLAC (likewise).
+    Audio,
 }
 
 impl MediaKind {
     /// Every kind.
-    pub const ALL: [MediaKind; 5] = [
+    pub const ALL: [MediaKind; 7] = [
         Self::Image,
         Self::Document,
         Self::Spreadsheet,
         Self::Archive,
         Self::Text,
+        Self::Video,
+        Self::Audio,
     ];
 
     /// The name used in the API.
@@ -199,7 +286,15 @@ impl MediaKind {
             Self::Spreadsheet => "spreadsheet",
             Self::Archive => "archive",
             Self::Text => "text",
+            Self::Video => "video",
+            Self::Audio => "audio",
         }
+    }
+
+    /// True for video and audio: files of up to gigabytes, read by ranges and streamed, never
+    /// held whole in memory.
+    pub fn is_streamed(self) -> bool {
+        matches!(self, Self::Video | Self::Audio)
     }
 
     /// Parses a kind's name.
@@ -237,6 +332,15 @@ mod tests {
         }
         assert_eq!(ContentType::Csv.served_mime(), "text/csv; charset=utf-8");
         assert_eq!(MediaKind::Archive.content_types(), [ContentType::Zip]);
+        for (alias, t) in ContentType::ALIASES {
+            assert_eq!(ContentType::parse(alias), Ok(t));
+            assert_ne!(alias, t.mime());
+        }
+        assert_eq!(ContentType::parse("Audio/X-M4A"), Ok(ContentType::M4a));
+        assert_eq!(
+            MediaKind::Video.content_types(),
+            [ContentType::Mp4, ContentType::Mov, ContentType::Webm]
+        );
         assert_eq!(
             MediaKind::Spreadsheet.content_types(),
             [ContentType::Xlsx, ContentType::Csv]

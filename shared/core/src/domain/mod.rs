@@ -227,6 +227,8 @@ pub enum RejectionCode {
     ArchiveTooLarge,
     /// An archive entry's name escapes the archive, or archives are nested too deep.
     UnsafeArchive,
+    /// The content is not a video or audio container this service reads.
+    NotVideoOrAudio,
 }
 
 impl RejectionCode {
@@ -246,6 +248,7 @@ impl RejectionCode {
             Self::ActiveContent => "active_content",
             Self::ArchiveTooLarge => "archive_too_large",
             Self::UnsafeArchive => "unsafe_archive",
+            Self::NotVideoOrAudio => "not_video_or_audio",
         }
     }
 }
@@ -314,13 +317,14 @@ impl ExifData {
 #[serde(rename_all = "camelCase")]
 pub struct MediaMetadata {
     /// Detected format (`jpeg`, `png`, `webp`, `gif`, `pdf`, `docx`, `pptx`, `xlsx`, `csv`,
-    /// `zip`, `text`).
+    /// `zip`, `text`, `mp4`, `mov`, `webm`, `mp3`, `m4a`, `wav`, `ogg`, `flac`).
     pub format: String,
     /// Size of the original in bytes.
     pub size: u64,
     /// SHA-256 of the original, lowercase hex.
     pub sha256: String,
-    /// Displayed width (after EXIF orientation): images, and the first page of a PDF in points.
+    /// Displayed width (after EXIF orientation): images, the first page of a PDF in points, and
+    /// a video's picture.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub width: Option<u32>,
     /// Displayed height, likewise.
@@ -369,6 +373,29 @@ pub struct MediaMetadata {
     /// Lines of a text file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lines: Option<u64>,
+    /// Playing time of a video or audio file, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_seconds: Option<f64>,
+    /// A video's first video track's codec, as its container names it (`avc1`, `hvc1`, `av01`,
+    /// `V_VP9`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video_codec: Option<String>,
+    /// The first audio track's codec, as its container names it (`mp4a`, `mp3`, `pcm`,
+    /// `vorbis`, `opus`, `flac`, `A_OPUS`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio_codec: Option<String>,
+    /// Video frames per second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frame_rate: Option<f64>,
+    /// Bits per second, over the whole file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bit_rate: Option<u64>,
+    /// Audio samples per second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample_rate: Option<u32>,
+    /// Audio channels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channels: Option<u16>,
 }
 
 /// One stored derivative (thumbnail) of a ready image.

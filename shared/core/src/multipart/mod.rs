@@ -25,7 +25,7 @@ pub use params::UploadParams;
 /// S3's smallest part (all but the last): 5 MiB.
 pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
 /// S3's largest part: 5 GiB.
-pub const MAX_PART_SIZE: u64 = 5 * 1024 * 1024 * 1024;
+pub const MAX_PART_SIZE: u64 = crate::config::MAX_SINGLE_PUT;
 /// S3's most parts in one upload.
 pub const MAX_PARTS: u32 = 10_000;
 

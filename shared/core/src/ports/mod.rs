@@ -16,8 +16,10 @@ use crate::domain::{
 };
 
 mod multipart;
+mod ranged;
 
 pub use multipart::{Completion, MultipartStore, PartTag, UploadedPart};
+pub use ranged::{ObjectStat, RangeSource};
 
 /// A failure of the storage backend (S3). The SDK error is kept as the source.
 #[derive(Debug, thiserror::Error)]
@@ -127,7 +129,34 @@ pub trait ObjectStore: Send + Sync {
         expires_in: Duration,
     ) -> Result<String, StoreError>;
     /// The object's size, or `None` if it does not exist.
-    async fn head(&self, key: &ObjectKey) -> Result<Option<u64>, StoreError>;
+    async fn head(&self, key: &ObjectKey) -> Result<Option<u64>, StoreError> {
+        Ok(self.stat(key).await?.map(|s| s.size))
+    }
+    /// The object's size and ETag, or `None` if it does not exist.
+    async fn stat(&self, key: &ObjectKey) -> Result<Option<ObjectStat>, StoreError>;
+    /// Up to `len` bytes from `offset` of the object's version `etag` (fewer only at its end);
+    /// `None` if the object is gone or holds other bytes now.
+    async fn read_range(
+        &self,
+        key: &ObjectKey,
+        etag: &str,
+        offset: u64,
+        len: usize,
+    ) -> Result<Option<Vec<u8>>, StoreError>;
+    /// The SHA-256 of the object's version `etag`, streamed: never held whole in memory. `None`
+    /// if the object is gone or holds other bytes now.
+    async fn digest(&self, key: &ObjectKey, etag: &str) -> Result<Option<[u8; 32]>, StoreError>;
+    /// Copies the object's version `etag` (of `size` bytes) to `to` inside the bucket, stored
+    /// with `content_type`, without it passing through this function. False if the source is
+    /// gone or holds other bytes now (then nothing is written).
+    async fn copy(
+        &self,
+        from: &ObjectKey,
+        etag: &str,
+        size: u64,
+        to: &ObjectKey,
+        content_type: &str,
+    ) -> Result<bool, StoreError>;
     /// The whole object if it is at most `max_bytes` long.
     async fn fetch(&self, key: &ObjectKey, max_bytes: u64) -> Result<Fetched, StoreError>;
     /// Writes an object.
@@ -490,6 +519,16 @@ pub trait ImageProcessor: Send + Sync {
         declared: ContentType,
         extension: Option<&str>,
     ) -> Result<Processed, Rejection>;
+
+    /// Checks a video or audio file read through `source` by ranges (never whole: a few
+    /// megabytes of a file of gigabytes) against `declared` and `extension`, and reads what its
+    /// container says. The metadata's `sha256` is left empty for the caller to fill.
+    fn probe(
+        &self,
+        source: &mut dyn RangeSource,
+        declared: ContentType,
+        extension: Option<&str>,
+    ) -> Result<MediaMetadata, Rejection>;
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 //! bound. A container that does not parse is [`AvError::Corrupt`].
 
 mod audio;
+mod check;
 mod ebml;
 mod isobmff;
 
@@ -127,13 +128,8 @@ pub(crate) fn corrupt(message: impl Into<String>) -> AvError {
     AvError::Corrupt(message.into())
 }
 
-/// A file read by ranges: S3 with ranged GETs in the process function, a slice in tests.
-pub trait RangeSource {
-    /// The file's size in bytes.
-    fn size(&self) -> u64;
-    /// Up to `len` bytes from `offset` (fewer only at the end of the file).
-    fn read_at(&mut self, offset: u64, len: usize) -> Result<Vec<u8>, String>;
-}
+pub use check::check;
+pub use media_core::ports::RangeSource;
 
 /// A file in memory.
 #[derive(Debug, Clone, Copy)]

@@ -1,5 +1,6 @@
 //! Process: validates and decodes one uploaded object through the image processor, writes the
-//! derivatives, and moves the record `pending` -> `ready` or `rejected`.
+//! derivatives, and moves the record `pending` -> `ready` or `rejected`. Video and audio, files
+//! of up to gigabytes, take their own path ([`streamed`]): read by ranges, never whole.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,12 +11,15 @@ use time::OffsetDateTime;
 use tracing::{info, warn};
 
 use crate::domain::{
-    ContentType, Media, MediaId, MediaStatus, ObjectKey, Rejection, RejectionCode, StoredDerivative,
+    ContentType, Media, MediaId, MediaMetadata, MediaStatus, ObjectKey, Rejection, RejectionCode,
+    StoredDerivative,
 };
 use crate::metrics::Unit;
 use crate::notify::Change;
-use crate::ports::{Fetched, PublishError, RepoError, StoreError, Transition};
+use crate::ports::{Fetched, PublishError, RepoError, StoreError, Timings, Transition};
 use crate::service::{FlushOnDrop, MediaService};
+
+mod streamed;
 
 /// Faults of processing that are worth a retry (a rejected upload is an outcome, not an error).
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +73,22 @@ pub enum ProcessOutcome {
     Ignored,
 }
 
+/// What a run made, for [`MediaService::finish_ready`] to record.
+struct Made {
+    /// The copy the original's URL serves.
+    served: ObjectKey,
+    /// Its size.
+    served_size: u64,
+    /// What processing learned.
+    metadata: MediaMetadata,
+    /// The thumbnails written.
+    derivatives: BTreeMap<String, StoredDerivative>,
+    /// Every key this run wrote (deleted again when the record went meanwhile).
+    written: Vec<ObjectKey>,
+    /// Where the time went.
+    timings: Timings,
+}
+
 impl MediaService {
     /// Processes one uploaded object: validates and decodes it, writes the thumbnails, and moves the
     /// record `pending` -> `ready` or `rejected`. Returns `Err` only for faults worth a retry.
@@ -108,6 +128,9 @@ impl MediaService {
             return Ok(ProcessOutcome::AlreadyProcessed { media_id: id });
         }
 
+        if media.kind().is_streamed() {
+            return self.process_streamed(&media, processor, started).await;
+        }
         let limit = self.config.max_size(media.kind());
         let (bytes, sha256) = match self.store.fetch(key, limit).await? {
             Fetched::Bytes { bytes, sha256 } => (bytes, sha256),
@@ -197,18 +220,43 @@ impl MediaService {
         )
         .await?;
 
+        self.finish_ready(
+            &media,
+            Made {
+                served,
+                served_size,
+                metadata: processed.metadata,
+                derivatives,
+                written,
+                timings,
+            },
+            started,
+        )
+        .await
+    }
+
+    /// Records a run's result: `pending` -> `ready`, or, when the record changed meanwhile,
+    /// whatever the change calls for. Then deletes the upload and announces the outcome.
+    async fn finish_ready(
+        &self,
+        media: &Media,
+        made: Made,
+        started: Instant,
+    ) -> Result<ProcessOutcome, ProcessError> {
+        let Made {
+            served,
+            served_size,
+            metadata,
+            derivatives,
+            written,
+            timings,
+        } = made;
+        let (id, key) = (&media.id, &media.key);
         let now = OffsetDateTime::now_utc();
         let elapsed_ms = started.elapsed().as_millis() as u64;
         let transition = self
             .repo
-            .mark_ready(
-                &id,
-                &served,
-                served_size,
-                &processed.metadata,
-                &derivatives,
-                now,
-            )
+            .mark_ready(id, &served, served_size, &metadata, &derivatives, now)
             .await?;
         let stored = match transition {
             Transition::Applied => {
@@ -217,15 +265,15 @@ impl MediaService {
                 ready.version += 1;
                 ready.served_original = Some(served.clone());
                 ready.served_size = Some(served_size);
-                ready.metadata = Some(processed.metadata.clone());
-                ready.derivatives = derivatives.clone();
+                ready.metadata = Some(metadata);
+                ready.derivatives = derivatives;
                 ready.expires_at = None;
                 ready.updated_at = now;
                 Some(ready)
             }
             // The condition failed. If the record holds this run's result, the write was ours
             // (its answer was lost and the SDK's retry met it): finish the success path.
-            Transition::Conflict => match self.repo.get(&id).await? {
+            Transition::Conflict => match self.repo.get(id).await? {
                 Some(m) if m.status == MediaStatus::Ready => {
                     (m.served_original.as_ref() == Some(&served)).then_some(m)
                 }
@@ -243,19 +291,24 @@ impl MediaService {
             // The upload is now redundant; a failure here is retried and lands in the
             // duplicate path above, which deletes it.
             self.store.delete(key).await?;
-            self.record_outcome("ready", &media, started);
+            self.record_outcome("ready", media, started);
             info!(
                 media_id = %id, owner = media.owner.as_str(), key = %key, status = "ready",
                 kind = media.kind().as_str(), elapsed_ms,
+                inspect_ms = timings.inspect.as_millis() as u64,
                 decode_ms = timings.decode.as_millis() as u64, resize_ms = timings.resize.as_millis() as u64,
                 encode_ms = timings.encode.as_millis() as u64,
                 "processed upload"
             );
             self.publish(Change::Ready, &ready).await?;
-            Ok(ProcessOutcome::Ready { media_id: id })
+            Ok(ProcessOutcome::Ready {
+                media_id: id.clone(),
+            })
         } else {
             info!(media_id = %id, key = %key, outcome = "superseded", "record changed during processing");
-            Ok(ProcessOutcome::AlreadyProcessed { media_id: id })
+            Ok(ProcessOutcome::AlreadyProcessed {
+                media_id: id.clone(),
+            })
         }
     }
 
