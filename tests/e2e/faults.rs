@@ -238,6 +238,38 @@ async fn each_s3_write_and_delete_of_process_can_lose_its_answer() -> TestResult
 }
 
 #[tokio::test]
+async fn each_call_of_a_videos_processing_can_lose_its_answer() -> TestResult {
+    let (t, proxy) = spawn_app_behind_proxy(&[]).await?;
+    let movie = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("av/mp4parse-white.mp4"),
+    )?;
+    let mut want = BTreeSet::new();
+    let cases: [(Matcher, Fault); 6] = [
+        (s3("HeadObject").key("uploads/"), Fault::LoseAnswerDrop),
+        (s3("GetObject").key("uploads/"), Fault::Drop),
+        (s3("GetObject").key("uploads/"), Fault::LoseAnswer),
+        (s3("CopyObject"), Fault::LoseAnswer),
+        (s3("CopyObject"), Fault::Fail),
+        (dynamo("UpdateItem").body("servedKey"), Fault::LoseAnswer),
+    ];
+    for (i, (matcher, fault)) in cases.into_iter().enumerate() {
+        proxy.once(matcher, 0, fault);
+        let presigned = t
+            .upload(&token("alice"), "white.mp4", "video/mp4", &movie)
+            .await?;
+        let id = presigned["mediaId"].as_str().ok_or("no id")?.to_owned();
+        let view = t.wait_processed(&token("alice"), &id).await?;
+        assert!(proxy.rules_spent(), "case {i}");
+        assert_eq!(view["status"], "ready", "case {i}: {view}");
+        assert_eq!(view["metadata"]["durationSeconds"], 10.0, "case {i}");
+        want.insert(format!("derivatives/{id}/original.mp4"));
+        wait_for_objects(&t, &want).await?;
+    }
+    t.app.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
 async fn each_s3_delete_of_cleanup_can_lose_its_answer() -> TestResult {
     let (t, proxy) = spawn_app_behind_proxy(&[("CLEANUP_GRACE_PERIOD_HOURS", "0")]).await?;
     let alice = token("alice");

@@ -535,3 +535,67 @@ async fn the_parts_are_listed_to_the_last_page() -> TestResult {
     assert_eq!(numbers, (1..=1001).collect::<Vec<u64>>());
     Ok(())
 }
+
+#[tokio::test]
+async fn a_video_uploaded_in_parts_is_read_by_ranges_and_served_from_its_copy() -> TestResult {
+    let t = spawn_app(&[]).await?;
+    // A real movie with 12 MiB of padding between its `ftyp` and the rest: the probe must skip it
+    // (with ranged reads, as over a file of gigabytes) to find the `moov` box.
+    let movie = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("av/mp4parse-white.mp4"),
+    )?;
+    let ftyp = u32::from_be_bytes(movie[..4].try_into()?) as usize;
+    let pad = 12 * MIB;
+    let mut file = movie[..ftyp].to_vec();
+    file.extend_from_slice(&(pad as u32).to_be_bytes());
+    file.extend_from_slice(b"free");
+    file.resize(ftyp + pad, 0);
+    file.extend_from_slice(&movie[ftyp..]);
+
+    let upload = start(
+        &t,
+        "alice",
+        json!({"filename": "white.mp4", "type": "video/mp4",
+               "metadata": {"name": "white.mp4", "type": "video/mp4", "size": file.len()}}),
+    )
+    .await?;
+    let mut etags = Vec::new();
+    for (i, chunk) in file.chunks(5 * MIB).enumerate() {
+        etags.push(put_part(&t, "alice", &upload, i as u32 + 1, chunk).await?);
+    }
+    let (status, done) = complete(&t, &upload, &etags).await?;
+    assert_eq!(status, 200, "{done}");
+
+    let media = t.wait_processed(&token("alice"), &upload.media_id).await?;
+    assert_eq!(media["status"], "ready", "{media}");
+    assert_eq!(media["kind"], "video");
+    let meta = &media["metadata"];
+    assert_eq!(
+        (
+            &meta["format"],
+            &meta["width"],
+            &meta["height"],
+            &meta["videoCodec"]
+        ),
+        (&json!("mp4"), &json!(320), &json!(240), &json!("avc1")),
+        "{meta}"
+    );
+    assert_eq!(meta["durationSeconds"], 10.0);
+    assert_eq!(meta["frameRate"], 30.0);
+    assert_eq!(meta["sha256"], hex::encode(Sha256::digest(&file)));
+    let (status, served) = t
+        .download(media["originalUrl"].as_str().ok_or("no original")?)
+        .await?;
+    assert_eq!(status, 200);
+    assert!(
+        served == file,
+        "the served copy is the upload, byte for byte"
+    );
+    let keys = t.object_keys().await?;
+    assert_eq!(
+        keys,
+        [format!("derivatives/{}/original.mp4", upload.media_id)],
+        "the upload is gone; its copy serves"
+    );
+    Ok(())
+}
