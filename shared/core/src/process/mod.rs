@@ -73,6 +73,23 @@ pub enum ProcessOutcome {
     Ignored,
 }
 
+/// Why a stored file of `size` bytes cannot be `media` under this `limit`: over the limit, or
+/// not the size declared.
+fn size_rejection(media: &Media, size: u64, limit: u64) -> Option<Rejection> {
+    if size > limit {
+        return Some(Rejection::new(
+            RejectionCode::TooLarge,
+            format!("the file is {size} bytes; the limit is {limit}"),
+        ));
+    }
+    (size != media.size).then(|| {
+        Rejection::new(
+            RejectionCode::SizeMismatch,
+            format!("the file is {size} bytes but {} were declared", media.size),
+        )
+    })
+}
+
 /// What a run made, for [`MediaService::finish_ready`] to record.
 struct Made {
     /// The copy the original's URL serves.
@@ -139,22 +156,13 @@ impl MediaService {
                 return Ok(ProcessOutcome::Missing { media_id: id });
             }
             Fetched::TooLarge(size) => {
-                let r = Rejection::new(
-                    RejectionCode::TooLarge,
-                    format!("the file is {size} bytes; the limit is {limit}"),
-                );
+                let r = size_rejection(&media, size, limit).unwrap_or_else(|| {
+                    Rejection::new(RejectionCode::TooLarge, "the file is over the limit")
+                });
                 return self.reject(&media, r, started).await;
             }
         };
-        if bytes.len() as u64 != media.size {
-            let r = Rejection::new(
-                RejectionCode::SizeMismatch,
-                format!(
-                    "the file is {} bytes but {} were declared",
-                    bytes.len(),
-                    media.size
-                ),
-            );
+        if let Some(r) = size_rejection(&media, bytes.len() as u64, limit) {
             return self.reject(&media, r, started).await;
         }
 

@@ -9,7 +9,7 @@ use std::time::Instant;
 use tracing::{info, warn};
 
 use super::{Made, ProcessError, ProcessOutcome};
-use crate::domain::{Media, MediaMetadata, ObjectKey, Rejection, RejectionCode};
+use crate::domain::{Media, MediaMetadata, ObjectKey};
 use crate::ports::{ImageProcessor, ObjectStore, RangeSource, StoreError, Timings};
 use crate::service::MediaService;
 
@@ -34,21 +34,7 @@ impl MediaService {
             });
         };
         let limit = self.config.max_size(media.kind());
-        if stat.size > limit {
-            let r = Rejection::new(
-                RejectionCode::TooLarge,
-                format!("the file is {} bytes; the limit is {limit}", stat.size),
-            );
-            return self.reject(media, r, started).await;
-        }
-        if stat.size != media.size {
-            let r = Rejection::new(
-                RejectionCode::SizeMismatch,
-                format!(
-                    "the file is {} bytes but {} were declared",
-                    stat.size, media.size
-                ),
-            );
+        if let Some(r) = super::size_rejection(media, stat.size, limit) {
             return self.reject(media, r, started).await;
         }
 
