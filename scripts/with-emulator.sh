@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs a command against a fresh moto server (S3, DynamoDB, SQS) on a free 127.0.0.1 port, with the
-# AWS SDK pointed at it and dummy credentials; the server is stopped when the command ends.
+# AWS SDK pointed at it and dummy credentials, and a clamd with the project's test signatures
+# (scripts/clamd.sh) on another, named by CLAMAV_ADDRESS; both are stopped when the command ends.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 mkdir -p "$root/.local"
@@ -9,7 +10,11 @@ log="$root/.local/moto-$port.log"
 # moto_server, with DynamoDB's writes serialized as DynamoDB's transactions are (see the script).
 "$root/.venv/bin/python" "$root/scripts/moto-server.py" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
 pid=$!
-trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true' EXIT INT TERM
+clamd_port=$("$root/.venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+clamd_dir="$root/.local/clamd-$clamd_port"
+"$root/scripts/clamd.sh" "$clamd_port" "$clamd_dir" >"$clamd_dir.out" 2>&1 &
+clamd_pid=$!
+trap 'kill "$pid" "$clamd_pid" 2>/dev/null || true; wait "$pid" "$clamd_pid" 2>/dev/null || true; rm -rf "$clamd_dir"' EXIT INT TERM
 
 # Wait at most 30 s for it to accept connections.
 for _ in $(seq 1 300); do
@@ -19,7 +24,16 @@ for _ in $(seq 1 300); do
 done
 (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "moto_server did not start on port $port; see $log" >&2; exit 1; }
 
+# clamd loads its signatures in about a second; wait at most 30 s.
+for _ in $(seq 1 300); do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$clamd_port") 2>/dev/null; then break; fi
+  if ! kill -0 "$clamd_pid" 2>/dev/null; then echo "clamd died; see $clamd_dir.out" >&2; exit 1; fi
+  sleep 0.1
+done
+(exec 3<>"/dev/tcp/127.0.0.1/$clamd_port") 2>/dev/null || { echo "clamd did not start on port $clamd_port; see $clamd_dir.out" >&2; exit 1; }
+
 export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
+export CLAMAV_ADDRESS="127.0.0.1:$clamd_port"
 export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
 export AWS_EC2_METADATA_DISABLED=true
 "$@"

@@ -20,15 +20,18 @@ use tokio::task::JoinHandle;
 /// Defaults for running locally, under the environment: a fixed bucket and table on the emulator.
 pub fn local_config() -> Result<Config, media_core::config::ConfigError> {
     Config::from_lookup(|name| {
-        std::env::var(name).ok().or_else(|| {
-            match name {
-                "MEDIA_BUCKET" => Some("media-local"),
-                "MEDIA_TABLE" => Some("media-local"),
-                _ => None,
-            }
-            .map(str::to_owned)
-        })
+        std::env::var(name)
+            .ok()
+            .or_else(|| local_config_default(name))
     })
+}
+
+/// The local stack's own defaults: its bucket and table names.
+pub fn local_config_default(name: &str) -> Option<String> {
+    match name {
+        "MEDIA_BUCKET" | "MEDIA_TABLE" => Some("media-local".to_owned()),
+        _ => None,
+    }
 }
 
 /// How to run the local system.

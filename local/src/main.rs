@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use media_dev::pipeline_cli::{self, ProcessArgs};
-use media_dev::{App, Options, auth, local_config};
+use media_dev::{App, Options, auth, local_config, local_config_default};
 
 const USAGE: &str = "usage:
   media-dev serve                     run the API, event delivery and cleanup timer on the local emulator
@@ -61,7 +61,14 @@ async fn main() -> ExitCode {
 fn process(args: &[&str]) -> ExitCode {
     let run = || -> Result<bool> {
         let args = ProcessArgs::parse(args).map_err(|e| format!("{e}\n{USAGE}"))?;
-        let options = process::pipeline_options(&local_config()?);
+        // The pipeline alone: nothing is scanned here, so no scanner needs to be named.
+        let config = media_core::Config::from_lookup(|name| {
+            std::env::var(name)
+                .ok()
+                .or_else(|| (name == "MALWARE_SCANNER").then(|| "none".to_owned()))
+                .or_else(|| local_config_default(name))
+        })?;
+        let options = process::pipeline_options(&config);
         let report = pipeline_cli::run(&args, &options)?;
         println!("{}", serde_json::to_string_pretty(&report.json)?);
         Ok(report.accepted)

@@ -13,6 +13,7 @@ mod multipart;
 mod operations;
 mod quotas;
 mod restore;
+mod scanning;
 mod server_upload;
 mod template;
 

@@ -98,6 +98,10 @@ async fn ops(overrides: &[(&str, &str)], cdn: bool) -> TestResult<Ops> {
         metrics,
     )
     .with_processor(process::processor(&config));
+    let service = match media_aws::wire::scanner(&config) {
+        Some(scanner) => service.with_scanner(scanner),
+        None => service,
+    };
     Ok(Ops {
         config,
         clients,

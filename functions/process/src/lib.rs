@@ -1,6 +1,7 @@
 //! Lambda function `process`: the handler, wired to the runtime by `main.rs`, and the image
 //! pipeline's options taken from the app's configuration (only this function links the pipeline).
 
+pub mod guardduty;
 pub mod handler;
 
 use std::sync::Arc;
@@ -49,8 +50,10 @@ mod tests {
     #[test]
     fn the_pipelines_defaults_are_the_configurations_defaults()
     -> Result<(), Box<dyn std::error::Error>> {
-        let config = Config::from_lookup(|name| {
-            matches!(name, "MEDIA_BUCKET" | "MEDIA_TABLE").then(|| "unused".to_owned())
+        let config = Config::from_lookup(|name| match name {
+            "MEDIA_BUCKET" | "MEDIA_TABLE" => Some("unused".to_owned()),
+            "MALWARE_SCANNER" => Some("none".to_owned()),
+            _ => None,
         })?;
         assert_eq!(pipeline_options(&config), PipelineOptions::default());
         Ok(())

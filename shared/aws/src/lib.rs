@@ -4,6 +4,7 @@
 
 #![warn(missing_docs)]
 
+mod clamd;
 mod clients;
 mod cloudfront;
 mod dynamo;
@@ -14,6 +15,7 @@ mod s3_multipart;
 mod s3_ranged;
 pub mod wire;
 
+pub use clamd::ClamdScanner;
 pub use clients::AwsClients;
 pub use cloudfront::{CloudFrontCache, MAX_INVALIDATION_PATHS};
 pub use dynamo::{

@@ -221,19 +221,23 @@ impl ObjectStore for S3ObjectStore {
         self.copy_object(from, etag, size, to, content_type).await
     }
 
-    async fn fetch(&self, key: &ObjectKey, max_bytes: u64) -> Result<Fetched, StoreError> {
+    async fn fetch(
+        &self,
+        key: &ObjectKey,
+        if_match: Option<&str>,
+        max_bytes: u64,
+    ) -> Result<Fetched, StoreError> {
         let out = match self
             .client
             .get_object()
             .bucket(&self.bucket)
             .key(key.as_str())
+            .set_if_match(if_match.map(str::to_owned))
             .send()
             .await
         {
             Ok(out) => out,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
-                return Ok(Fetched::Missing);
-            }
+            Err(e) if crate::s3_ranged::gone_or_changed(&e) => return Ok(Fetched::Missing),
             Err(e) => return Err(store_err("read an object", e)),
         };
         let size = out

@@ -27,7 +27,7 @@ const COPY_IN_FLIGHT: usize = 4;
 const COPY_PART: u64 = 1024 * 1024 * 1024;
 
 /// True when S3 refused because the object is gone or holds other bytes now.
-fn gone_or_changed<E: ProvideErrorMetadata, R: HttpStatus>(e: &SdkError<E, R>) -> bool {
+pub(crate) fn gone_or_changed<E: ProvideErrorMetadata, R: HttpStatus>(e: &SdkError<E, R>) -> bool {
     let status = e.raw_response().map(HttpStatus::status);
     let code = e.as_service_error().and_then(|s| s.code());
     matches!(status, Some(404 | 412))
@@ -38,7 +38,7 @@ fn gone_or_changed<E: ProvideErrorMetadata, R: HttpStatus>(e: &SdkError<E, R>) -
 }
 
 /// The HTTP status of a raw response.
-trait HttpStatus {
+pub(crate) trait HttpStatus {
     fn status(&self) -> u16;
 }
 

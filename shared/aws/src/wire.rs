@@ -6,12 +6,13 @@
 use std::sync::Arc;
 
 use media_core::metrics::Metrics;
-use media_core::ports::{CdnCache, EventPublisher};
+use media_core::ports::{CdnCache, EventPublisher, Scanner};
+use media_core::scanning::MalwareScanner;
 use media_core::{Config, MediaService};
 
 use crate::{
-    AwsClients, CloudFrontCache, DynamoGrantStore, DynamoMediaRepository, EventBridgePublisher,
-    S3ObjectStore,
+    AwsClients, ClamdScanner, CloudFrontCache, DynamoGrantStore, DynamoMediaRepository,
+    EventBridgePublisher, S3ObjectStore,
 };
 
 /// The service as the presign, confirm and get functions run it: clients from the environment,
@@ -59,7 +60,7 @@ pub fn with_clients(config: &Config, clients: &AwsClients) -> MediaService {
 
 fn without_cdn(config: &Config, clients: &AwsClients) -> MediaService {
     let store = Arc::new(S3ObjectStore::new(clients, &config.bucket));
-    MediaService::with_parts(
+    let service = MediaService::with_parts(
         config.clone(),
         store.clone(),
         Arc::new(DynamoMediaRepository::new(
@@ -73,5 +74,21 @@ fn without_cdn(config: &Config, clients: &AwsClients) -> MediaService {
         None,
         Metrics::stdout(config.metrics_namespace.as_deref()),
     )
-    .with_multipart(store)
+    .with_multipart(store);
+    match scanner(config) {
+        Some(scanner) => service.with_scanner(scanner),
+        None => service,
+    }
+}
+
+/// The malware scanner `MALWARE_SCANNER` names, when this function streams files to one
+/// (`clamd`). It is a socket address: building it connects nothing, so every function may carry
+/// it; only processing scans.
+pub fn scanner(config: &Config) -> Option<Arc<dyn Scanner>> {
+    match &config.malware_scanner {
+        MalwareScanner::Clamd(settings) => {
+            Some(Arc::new(ClamdScanner::new(settings.clone())) as Arc<dyn Scanner>)
+        }
+        MalwareScanner::None | MalwareScanner::GuardDuty { .. } => None,
+    }
 }

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::domain::{ContentType, MediaKind};
+use crate::scanning::MalwareScanner;
 
 /// How hard libwebp works (`method`, 0-6). Method 4, libwebp's and libvips's default, spends
 /// about 50 ms on one 800 px thumbnail here, more than decoding and resizing together, for
@@ -176,6 +177,8 @@ pub struct Config {
     /// `EVENT_BUS_NAME` (optional): the EventBridge bus state changes are published to; unset,
     /// the account's default bus.
     pub event_bus_name: Option<String>,
+    /// `MALWARE_SCANNER` and its settings (see [`crate::scanning`]).
+    pub malware_scanner: MalwareScanner,
 }
 
 impl Config {
@@ -248,6 +251,11 @@ impl Config {
         "QUOTA_BYTES_PER_OWNER",
         "PRESIGN_RATE_PER_MINUTE",
         "EVENT_BUS_NAME",
+        "MALWARE_SCANNER",
+        "CLAMAV_ADDRESS",
+        "CLAMAV_TIMEOUT_SECONDS",
+        "CLAMAV_STREAM_MAX_BYTES",
+        "SCAN_UNSUPPORTED",
     ];
 
     /// Reads the configuration from the process environment.
@@ -376,6 +384,7 @@ impl Config {
             quota_bytes: number("QUOTA_BYTES_PER_OWNER", 10 * 1024 * 1024 * 1024)?,
             presign_rate_per_minute: number("PRESIGN_RATE_PER_MINUTE", 120)?,
             event_bus_name: get("EVENT_BUS_NAME"),
+            malware_scanner: MalwareScanner::read(get)?,
         };
         config.check()
     }
@@ -446,6 +455,20 @@ impl Config {
         if self.allowed_types.is_empty() {
             return invalid("ALLOWED_TYPES", "must name at least one type");
         }
+        if let MalwareScanner::Clamd(clamd) = &self.malware_scanner {
+            // Everything but video and audio is scanned in one stream, archives unpacked whole.
+            for (name, size) in [
+                ("MAX_FILE_SIZE", self.max_file_size),
+                ("MAX_DOCUMENT_SIZE", self.max_document_size),
+            ] {
+                if size > clamd.stream_max {
+                    return invalid(
+                        name,
+                        "must be at most CLAMAV_STREAM_MAX_BYTES (such files are scanned whole)",
+                    );
+                }
+            }
+        }
         Ok(self)
     }
 }
@@ -494,11 +517,14 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
+    /// A configuration of these variables, and a clamd address when none is given.
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> = vars
+        let mut map: HashMap<String, String> = vars
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
+        map.entry("CLAMAV_ADDRESS".into())
+            .or_insert_with(|| "127.0.0.1:3310".into());
         Config::from_lookup(|k| map.get(k).cloned())
     }
 
@@ -555,13 +581,18 @@ mod tests {
     #[test]
     fn variables_lists_exactly_what_is_read() -> Result<(), ConfigError> {
         let read = std::cell::RefCell::new(std::collections::BTreeSet::new());
-        Config::from_lookup(|k| {
-            read.borrow_mut().insert(k.to_owned());
-            match k {
-                "MEDIA_BUCKET" | "MEDIA_TABLE" => Some("x".into()),
-                _ => None,
-            }
-        })?;
+        // Each scanner reads its own settings: read the union.
+        for scanner in ["clamd", "guardduty"] {
+            Config::from_lookup(|k| {
+                read.borrow_mut().insert(k.to_owned());
+                match k {
+                    "MEDIA_BUCKET" | "MEDIA_TABLE" => Some("x".into()),
+                    "MALWARE_SCANNER" => Some(scanner.into()),
+                    "CLAMAV_ADDRESS" => Some("clamd:3310".into()),
+                    _ => None,
+                }
+            })?;
+        }
         let listed: std::collections::BTreeSet<String> =
             Config::VARIABLES.iter().map(|v| v.to_string()).collect();
         assert_eq!(read.into_inner(), listed);

@@ -16,6 +16,7 @@ pub mod events;
 pub mod metrics;
 pub mod notify;
 pub mod ports;
+pub mod scanning;
 pub mod service;
 
 pub mod cleanup;

@@ -301,8 +301,13 @@ impl ObjectStore for MeteredObjectStore {
         self.note("copy", r)
     }
 
-    async fn fetch(&self, key: &ObjectKey, max_bytes: u64) -> Result<Fetched, StoreError> {
-        let r = self.inner.fetch(key, max_bytes).await;
+    async fn fetch(
+        &self,
+        key: &ObjectKey,
+        if_match: Option<&str>,
+        max_bytes: u64,
+    ) -> Result<Fetched, StoreError> {
+        let r = self.inner.fetch(key, if_match, max_bytes).await;
         self.note("get", r)
     }
 

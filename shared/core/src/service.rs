@@ -17,7 +17,7 @@ use crate::domain::{
 use crate::metrics::{MeteredObjectStore, Metrics};
 use crate::ports::{
     CdnCache, EventPublisher, GrantStore, ImageProcessor, MediaRepository, MultipartStore,
-    ObjectStore, PublishError, RepoError, StoreError,
+    ObjectStore, PublishError, RepoError, Scanner, StoreError,
 };
 
 /// Failures of confirm, get and delete.
@@ -137,6 +137,8 @@ pub struct MediaService {
     /// S3 multipart uploads (the upload routes under `/api/v1/upload/s3/`, and cleanup, which
     /// aborts the ones never completed).
     pub(crate) multipart: Option<Arc<dyn MultipartStore>>,
+    /// The malware scanner processing streams each upload through (`MALWARE_SCANNER=clamd`).
+    pub(crate) scanner: Option<Arc<dyn Scanner>>,
 }
 
 /// Writes the metrics of one use case when it ends, whichever way it ends.
@@ -180,6 +182,7 @@ impl MediaService {
             processor: None,
             events: None,
             multipart: None,
+            scanner: None,
         }
     }
 
@@ -198,6 +201,13 @@ impl MediaService {
     /// The same service with a CDN cache, which cleanup tells what it deleted.
     pub fn with_cdn(mut self, cdn: Arc<dyn CdnCache>) -> Self {
         self.cdn = Some(cdn);
+        self
+    }
+
+    /// The same service with a malware scanner, which `process_upload` needs when
+    /// `MALWARE_SCANNER` is `clamd`.
+    pub fn with_scanner(mut self, scanner: Arc<dyn Scanner>) -> Self {
+        self.scanner = Some(scanner);
         self
     }
 

@@ -229,6 +229,13 @@ pub enum RejectionCode {
     UnsafeArchive,
     /// The content is not a video or audio container this service reads.
     NotVideoOrAudio,
+    /// The malware scanner found a signature (named in the message).
+    Malware,
+    /// The malware scanner cannot scan this file (GuardDuty's `UNSUPPORTED`: encrypted, too
+    /// large, ...).
+    ScanUnsupported,
+    /// The malware scanner failed on this file for good (GuardDuty's `FAILED`, `ACCESS_DENIED`).
+    ScanFailed,
 }
 
 impl RejectionCode {
@@ -249,6 +256,9 @@ impl RejectionCode {
             Self::ArchiveTooLarge => "archive_too_large",
             Self::UnsafeArchive => "unsafe_archive",
             Self::NotVideoOrAudio => "not_video_or_audio",
+            Self::Malware => "malware",
+            Self::ScanUnsupported => "scan_unsupported",
+            Self::ScanFailed => "scan_failed",
         }
     }
 }
@@ -396,6 +406,10 @@ pub struct MediaMetadata {
     /// Audio channels.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channels: Option<u16>,
+    /// The malware scan the file passed: `clean`, or `unsupported` (GuardDuty could not scan it
+    /// and `SCAN_UNSUPPORTED=allow` let it through); absent when `MALWARE_SCANNER=none`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scan: Option<String>,
 }
 
 /// One stored derivative (thumbnail) of a ready image.

@@ -17,9 +17,11 @@ use crate::domain::{
 
 mod multipart;
 mod ranged;
+mod scanner;
 
 pub use multipart::{Completion, MultipartStore, PartTag, UploadedPart};
 pub use ranged::{ObjectStat, RangeSource};
+pub use scanner::{ScanError, ScanSession, Scanner, Verdict};
 
 /// A failure of the storage backend (S3). The SDK error is kept as the source.
 #[derive(Debug, thiserror::Error)]
@@ -157,8 +159,14 @@ pub trait ObjectStore: Send + Sync {
         to: &ObjectKey,
         content_type: &str,
     ) -> Result<bool, StoreError>;
-    /// The whole object if it is at most `max_bytes` long.
-    async fn fetch(&self, key: &ObjectKey, max_bytes: u64) -> Result<Fetched, StoreError>;
+    /// The whole object if it is at most `max_bytes` long; with `if_match`, only that version
+    /// of it (another is [`Fetched::Missing`]).
+    async fn fetch(
+        &self,
+        key: &ObjectKey,
+        if_match: Option<&str>,
+        max_bytes: u64,
+    ) -> Result<Fetched, StoreError>;
     /// Writes an object.
     async fn put(
         &self,

@@ -1,6 +1,6 @@
 //! Video and audio: files of up to gigabytes, never held whole. The container is read by
-//! ranges (a few megabytes at most), the SHA-256 streams, and the served copy is made inside
-//! S3. Every read and the copy insist on the ETag the first `HEAD` saw, so a file replaced while
+//! ranges (a few megabytes at most), the SHA-256 and the malware scan stream, and the served
+//! copy is made inside S3. Every read and the copy insist on the ETag the first `HEAD` saw, so a file replaced while
 //! it is processed is never served as the one that was checked.
 
 use std::sync::Arc;
@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use tracing::{info, warn};
 
-use super::{Made, ProcessError, ProcessOutcome};
+use super::{Gate, Made, ProcessError, ProcessOutcome};
 use crate::domain::{Media, MediaMetadata, ObjectKey};
 use crate::ports::{ImageProcessor, ObjectStore, RangeSource, StoreError, Timings};
 use crate::service::MediaService;
@@ -24,6 +24,7 @@ impl MediaService {
         &self,
         media: &Media,
         processor: &Arc<dyn ImageProcessor>,
+        gate: &Gate,
         started: Instant,
     ) -> Result<ProcessOutcome, ProcessError> {
         let (id, key) = (&media.id, &media.key);
@@ -33,6 +34,10 @@ impl MediaService {
                 media_id: id.clone(),
             });
         };
+        if gate.if_match().is_some_and(|scanned| scanned != stat.etag) {
+            // Replaced since it was scanned: the new version's verdict comes on its own.
+            return Ok(self.changed(media));
+        }
         let limit = self.config.max_size(media.kind());
         if let Some(r) = super::size_rejection(media, stat.size, limit) {
             return self.reject(media, r, started).await;
@@ -73,16 +78,33 @@ impl MediaService {
             declared.extension(),
         );
         let copying = Instant::now();
-        // Both at once: the copy happens inside S3, the hash streams through this function.
-        let (sha256, copied) = tokio::try_join!(
-            self.store.digest(key, &stat.etag),
-            self.store
-                .copy(key, &stat.etag, stat.size, &served, declared.served_mime()),
+        // All at once: the copy happens inside S3, the hash and the scan stream through this
+        // function.
+        let (sha256, copied, scanned) = tokio::try_join!(
+            async { Ok::<_, ProcessError>(self.store.digest(key, &stat.etag).await?) },
+            async {
+                Ok::<_, ProcessError>(
+                    self.store
+                        .copy(key, &stat.etag, stat.size, &served, declared.served_mime())
+                        .await?,
+                )
+            },
+            async {
+                if matches!(gate, Gate::Scan) {
+                    self.scan_object(media, key, &stat.etag, stat.size).await
+                } else {
+                    Ok(Ok(None))
+                }
+            },
         )?;
-        let (Some(sha256), true) = (sha256, copied) else {
+        let (Some(sha256), true, Ok(infected)) = (sha256, copied, scanned) else {
             self.store.delete(&served).await?;
             return Ok(self.changed(media));
         };
+        if let Some(rejection) = infected {
+            self.store.delete(&served).await?;
+            return self.reject(media, rejection, started).await;
+        }
         info!(
             media_id = %id, key = %key, size = stat.size, gets = source.gets,
             probe_ms = inspect.as_millis() as u64, hash_and_copy_ms = copying.elapsed().as_millis() as u64,
@@ -95,6 +117,7 @@ impl MediaService {
                 served_size: stat.size,
                 metadata: MediaMetadata {
                     sha256: hex::encode(sha256),
+                    scan: self.scan_label(gate),
                     ..metadata
                 },
                 derivatives: Default::default(),
