@@ -162,6 +162,25 @@ async fn malware_in_any_kind_of_file_is_rejected_and_deleted() -> TestResult {
         let message = media["rejection"]["message"].as_str().unwrap_or_default();
         assert!(message.contains(signature), "{name}: {message}");
     }
+    // Through the API (`POST /api/v1/upload`), the same stage.
+    let form = reqwest::multipart::Form::new().part(
+        "files",
+        reqwest::multipart::Part::bytes(eicar.clone())
+            .file_name("eicar.txt")
+            .mime_str("text/plain")?,
+    );
+    let resp = t
+        .http
+        .post(format!("{}/api/v1/upload", t.app.url()))
+        .bearer_auth(token("alice"))
+        .multipart(form)
+        .send()
+        .await?;
+    assert_eq!(resp.status().as_u16(), 201);
+    let created: Value = resp.json().await?;
+    let id = created["files"][0]["id"].as_str().ok_or("no id")?;
+    let media = t.wait_processed(&token("alice"), id).await?;
+    assert_eq!(media["rejection"]["code"], "malware", "{media}");
     assert_eq!(
         t.object_keys().await?,
         Vec::<String>::new(),
