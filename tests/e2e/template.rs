@@ -555,3 +555,35 @@ fn only_the_process_function_links_the_image_pipeline() -> TestResult {
     }
     Ok(())
 }
+
+#[test]
+fn every_upload_is_scanned_by_default_and_guardduty_watches_the_upload_prefix() -> TestResult {
+    let t = template()?;
+    let param = &t["Parameters"]["MalwareScanner"];
+    assert_eq!(param["Default"].as_str(), Some("guardduty"));
+    let globals = &t["Globals"]["Function"]["Environment"]["Variables"];
+    assert_eq!(text(&globals["MALWARE_SCANNER"]), "${MalwareScanner}");
+    // The plan protects the upload prefix, and exists only in its mode.
+    let plan = &t["Resources"]["MalwareProtectionPlan"];
+    assert_eq!(plan["Condition"].as_str(), Some("UseGuardDuty"));
+    assert_eq!(
+        t["Resources"]["MalwareProtectionRole"]["Condition"].as_str(),
+        Some("UseGuardDuty")
+    );
+    let bucket = &plan["Properties"]["ProtectedResource"]["S3Bucket"];
+    assert_eq!(strings(&bucket["ObjectPrefixes"]), ["uploads/"]);
+    assert!(text(&bucket["BucketName"]).contains("-media-"));
+    // Its verdicts reach the process function.
+    let rule = &t["Resources"]["ProcessFunction"]["Properties"]["Events"]["Scanned"];
+    assert_eq!(rule["Type"].as_str(), Some("EventBridgeRule"));
+    let pattern = &rule["Properties"]["Pattern"];
+    assert_eq!(strings(&pattern["source"]), ["aws.guardduty"]);
+    assert_eq!(
+        strings(&pattern["detail-type"]),
+        ["GuardDuty Malware Protection Object Scan Result"]
+    );
+    // And a scan without a verdict alarms.
+    let alarm = &t["Resources"]["ScannerFailuresAlarm"]["Properties"];
+    assert!(serde_yaml::to_string(&alarm["Metrics"])?.contains("scan_total"));
+    Ok(())
+}
