@@ -16,21 +16,20 @@ clamd_dir="$root/.local/clamd-$clamd_port"
 clamd_pid=$!
 trap 'kill "$pid" "$clamd_pid" 2>/dev/null || true; wait "$pid" "$clamd_pid" 2>/dev/null || true; rm -rf "$clamd_dir"' EXIT INT TERM
 
-# Wait at most 30 s for it to accept connections.
-for _ in $(seq 1 300); do
-  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
-  if ! kill -0 "$pid" 2>/dev/null; then echo "moto_server died; see $log" >&2; exit 1; fi
-  sleep 0.1
-done
-(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "moto_server did not start on port $port; see $log" >&2; exit 1; }
-
-# clamd loads its signatures in about a second; wait at most 30 s.
-for _ in $(seq 1 300); do
-  if (exec 3<>"/dev/tcp/127.0.0.1/$clamd_port") 2>/dev/null; then break; fi
-  if ! kill -0 "$clamd_pid" 2>/dev/null; then echo "clamd died; see $clamd_dir.out" >&2; exit 1; fi
-  sleep 0.1
-done
-(exec 3<>"/dev/tcp/127.0.0.1/$clamd_port") 2>/dev/null || { echo "clamd did not start on port $clamd_port; see $clamd_dir.out" >&2; exit 1; }
+# Waits at most 30 s for <name> (process <pid>, log <log>) to accept connections on <port>.
+wait_for() {
+  local name=$1 port=$2 pid=$3 log=$4
+  for _ in $(seq 1 300); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+    if ! kill -0 "$pid" 2>/dev/null; then echo "$name died; see $log" >&2; exit 1; fi
+    sleep 0.1
+  done
+  echo "$name did not start on port $port; see $log" >&2
+  exit 1
+}
+wait_for moto_server "$port" "$pid" "$log"
+# clamd loads its signatures in about a second.
+wait_for clamd "$clamd_port" "$clamd_pid" "$clamd_dir.out"
 
 export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
 export CLAMAV_ADDRESS="127.0.0.1:$clamd_port"
