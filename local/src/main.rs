@@ -61,14 +61,7 @@ async fn main() -> ExitCode {
 fn process(args: &[&str]) -> ExitCode {
     let run = || -> Result<bool> {
         let args = ProcessArgs::parse(args).map_err(|e| format!("{e}\n{USAGE}"))?;
-        // The pipeline alone: nothing is scanned here, so no scanner needs to be named.
-        let config = media_core::Config::from_lookup(|name| {
-            std::env::var(name)
-                .ok()
-                .or_else(|| (name == "MALWARE_SCANNER").then(|| "none".to_owned()))
-                .or_else(|| local_config_default(name))
-        })?;
-        let options = process::pipeline_options(&config);
+        let options = process::pipeline_options(&config_without_scanner()?);
         let report = pipeline_cli::run(&args, &options)?;
         println!("{}", serde_json::to_string_pretty(&report.json)?);
         Ok(report.accepted)
@@ -107,8 +100,20 @@ async fn serve() -> Result {
     Ok(())
 }
 
+/// The local configuration for a command that scans nothing (`process`, the pipeline alone;
+/// `cleanup`): no scanner needs to be named for it.
+fn config_without_scanner()
+-> std::result::Result<media_core::Config, media_core::config::ConfigError> {
+    media_core::Config::from_lookup(|name| {
+        std::env::var(name)
+            .ok()
+            .or_else(|| (name == "MALWARE_SCANNER").then(|| "none".to_owned()))
+            .or_else(|| local_config_default(name))
+    })
+}
+
 async fn cleanup() -> Result {
-    let config = local_config()?;
+    let config = config_without_scanner()?;
     let options = media_dev::Options::from_env();
     let stack = media_dev::stack::provision(&config, &options.cors_origins, None).await?;
     let service = media_aws::wire::with_clients(&config, &stack.clients);
