@@ -7,6 +7,7 @@ mod enforcement;
 mod events;
 mod faults;
 mod grants;
+mod heif;
 mod invoke;
 mod library;
 mod multipart;

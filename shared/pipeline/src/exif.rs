@@ -22,14 +22,26 @@ pub fn read_exif(bytes: &[u8]) -> ExifData {
 }
 
 fn read_exif_fields(bytes: &[u8]) -> ExifData {
-    use exif::{In, Tag, Value};
     let parsed = match meta::webp_exif(bytes) {
         Some(tiff) => exif::Reader::new().read_raw(tiff.to_vec()),
         None => exif::Reader::new().read_from_container(&mut Cursor::new(bytes)),
     };
-    let Ok(exif) = parsed else {
-        return ExifData::default();
-    };
+    match parsed {
+        Ok(exif) => fields(&exif),
+        Err(_) => ExifData::default(),
+    }
+}
+
+/// The fields of a bare TIFF structure (a HEIF file's `Exif` item).
+pub(crate) fn exif_from_tiff(tiff: &[u8]) -> ExifData {
+    match exif::Reader::new().read_raw(tiff.to_vec()) {
+        Ok(exif) => fields(&exif),
+        Err(_) => ExifData::default(),
+    }
+}
+
+fn fields(exif: &exif::Exif) -> ExifData {
+    use exif::{In, Tag, Value};
     let field = |tag| exif.get_field(tag, In::PRIMARY).map(|f| &f.value);
     let text = |tag| match field(tag) {
         Some(Value::Ascii(parts)) => parts.first().and_then(|p| clean_text(p)),

@@ -12,6 +12,7 @@ mod decode;
 pub mod document;
 mod encode;
 mod exif;
+mod heif;
 mod meta;
 mod placeholder;
 mod png;
@@ -171,7 +172,9 @@ pub fn process_with_checksum(
     opts: &PipelineOptions,
 ) -> Result<Processed, Rejection> {
     catch_unwind(AssertUnwindSafe(|| {
-        if declared.kind() == MediaKind::Image {
+        if heif::handles(declared) {
+            heif::process(bytes, sha256, declared, extension, opts)
+        } else if declared.kind() == MediaKind::Image {
             process_unguarded(bytes, sha256, declared, extension, opts)
         } else if declared.kind().is_streamed() {
             // The process function reads these by ranges from S3; a file in memory is read the
@@ -368,7 +371,11 @@ fn check_type(
     Ok(detected)
 }
 
-fn check_dimensions(width: u32, height: u32, opts: &PipelineOptions) -> Result<(), Rejection> {
+pub(crate) fn check_dimensions(
+    width: u32,
+    height: u32,
+    opts: &PipelineOptions,
+) -> Result<(), Rejection> {
     let pixels = u64::from(width) * u64::from(height);
     if width == 0 || height == 0 {
         return Err(reject(RejectionCode::Corrupt, "the image has no pixels"));

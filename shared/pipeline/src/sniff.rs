@@ -7,7 +7,7 @@ use media_core::domain::ContentType;
 pub enum Sniffed {
     /// One of the raster types the pipeline can decode.
     Raster(ContentType),
-    /// A real image of a type the service does not decode (AVIF, HEIC, TIFF, SVG, ...).
+    /// A real image of a type the service does not decode (AVIF, TIFF, SVG, ...).
     Unsupported(&'static str),
     /// Not an image at all, or an image signature damaged in transit.
     NotAnImage,
@@ -30,6 +30,9 @@ pub fn sniff(bytes: &[u8]) -> Sniffed {
     if bytes.starts_with(b"GIF87a") || bytes.starts_with(b"GIF89a") {
         return Sniffed::Raster(ContentType::Gif);
     }
+    if is_hevc_heif(bytes) {
+        return Sniffed::Raster(ContentType::Heic);
+    }
     if let Some(kind) = infer::get(bytes).filter(|k| k.matcher_type() == infer::MatcherType::Image)
     {
         // `infer` matches on shorter prefixes than the checks above: a near-miss of one of
@@ -43,6 +46,18 @@ pub fn sniff(bytes: &[u8]) -> Sniffed {
         return Sniffed::Unsupported("image/svg+xml");
     }
     Sniffed::NotAnImage
+}
+
+/// A HEIF file whose images are HEVC-coded (HEIC): `ftyp` with a HEVC brand, or a generic
+/// `mif1`/`mif2` one that is not AVIF.
+fn is_hevc_heif(bytes: &[u8]) -> bool {
+    bytes.len() >= 12
+        && &bytes[4..8] == b"ftyp"
+        && match heifer::check_file_type(bytes) {
+            heifer::FileTypeResult::Supported => true,
+            heifer::FileTypeResult::MayBe => !infer::image::is_avif(bytes),
+            heifer::FileTypeResult::No | heifer::FileTypeResult::Unsupported => false,
+        }
 }
 
 /// An SVG document: XML text whose root is an `<svg>` element in the SVG namespace. Markup that

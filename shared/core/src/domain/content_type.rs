@@ -66,11 +66,17 @@ pub enum ContentType {
     /// FLAC.
     #[serde(rename = "audio/flac")]
     Flac,
+    /// A HEIC photo (HEVC in HEIF: iPhones, many Android phones).
+    #[serde(rename = "image/heic")]
+    Heic,
+    /// A HEIF image (the generic name; HEVC-coded ones are read).
+    #[serde(rename = "image/heif")]
+    Heif,
 }
 
 impl ContentType {
     /// Every type the service can check.
-    pub const ALL: [ContentType; 19] = [
+    pub const ALL: [ContentType; 21] = [
         Self::Jpeg,
         Self::Png,
         Self::Webp,
@@ -90,6 +96,8 @@ impl ContentType {
         Self::Wav,
         Self::Ogg,
         Self::Flac,
+        Self::Heic,
+        Self::Heif,
     ];
 
     /// Other names clients send for these types (browsers and phones differ: Chrome names an
@@ -153,6 +161,8 @@ impl ContentType {
             Self::Wav => "audio/wav",
             Self::Ogg => "audio/ogg",
             Self::Flac => "audio/flac",
+            Self::Heic => "image/heic",
+            Self::Heif => "image/heif",
         }
     }
 
@@ -188,6 +198,8 @@ impl ContentType {
             Self::Wav => "wav",
             Self::Ogg => "ogg",
             Self::Flac => "flac",
+            Self::Heic => "heic",
+            Self::Heif => "heif",
         }
     }
 
@@ -213,6 +225,8 @@ impl ContentType {
             "wav" | "wave" => Some(Self::Wav),
             "ogg" | "oga" | "opus" => Some(Self::Ogg),
             "flac" => Some(Self::Flac),
+            "heic" => Some(Self::Heic),
+            "heif" | "hif" => Some(Self::Heif),
             _ => None,
         }
     }
@@ -220,7 +234,9 @@ impl ContentType {
     /// The kind of media this type is.
     pub fn kind(self) -> MediaKind {
         match self {
-            Self::Jpeg | Self::Png | Self::Webp | Self::Gif => MediaKind::Image,
+            Self::Jpeg | Self::Png | Self::Webp | Self::Gif | Self::Heic | Self::Heif => {
+                MediaKind::Image
+            }
             Self::Pdf | Self::Docx | Self::Pptx => MediaKind::Document,
             Self::Xlsx | Self::Csv => MediaKind::Spreadsheet,
             Self::Zip => MediaKind::Archive,

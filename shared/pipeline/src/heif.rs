@@ -1,0 +1,176 @@
+//! HEIC/HEIF photos (HEVC in HEIF: what iPhones and many Android phones save), through `heifer`,
+//! a container parser and HEVC decoder in safe Rust. The same guarantees as the other images:
+//! the `ftyp` brands checked against the declared type, the dimensions read from the container
+//! (`ispe`) and checked before any pixel buffer exists, grids assembled within the pixel limit,
+//! `irot`/`imir` applied (and an EXIF orientation inside the file not applied again, as libheif
+//! does), colour converted to sRGB from the ICC profile or `nclx`, 10- and 12-bit reduced to
+//! 8-bit, alpha kept, EXIF read from the `Exif` item. Damaged files are `corrupt`.
+
+use std::time::Instant;
+
+use heifer::heifer_isobmff::HeifFile;
+use media_core::domain::{ContentType, MediaMetadata, Rejection, RejectionCode};
+
+use crate::{
+    PipelineOptions, Processed, Raster, Timings, check_dimensions, exif, make_thumbnails,
+    placeholder, reject, sniff,
+};
+
+/// Whether `declared` is read here.
+pub(crate) fn handles(declared: ContentType) -> bool {
+    matches!(declared, ContentType::Heic | ContentType::Heif)
+}
+
+pub(crate) fn process(
+    bytes: &[u8],
+    sha256: [u8; 32],
+    declared: ContentType,
+    extension: Option<&str>,
+    opts: &PipelineOptions,
+) -> Result<Processed, Rejection> {
+    let started = Instant::now();
+    if bytes.len() as u64 > opts.max_bytes {
+        return Err(reject(
+            RejectionCode::TooLarge,
+            format!(
+                "the file is {} bytes; the limit is {}",
+                bytes.len(),
+                opts.max_bytes
+            ),
+        ));
+    }
+    if !opts.allowed_types.contains(&declared) {
+        return Err(reject(
+            RejectionCode::UnsupportedType,
+            format!("{declared} images are not accepted"),
+        ));
+    }
+    check_content(bytes, declared)?;
+    if let Some(ext) = extension
+        && !ContentType::from_extension(ext).is_some_and(handles)
+    {
+        return Err(reject(
+            RejectionCode::TypeMismatch,
+            format!("the content is {declared} but the name ends in .{ext}"),
+        ));
+    }
+
+    let corrupt = |e: heifer::heifer_isobmff::Error| reject(RejectionCode::Corrupt, e.to_string());
+    let file = HeifFile::parse(bytes).map_err(corrupt)?;
+    let primary = file.primary_id;
+    let (width, height) = file
+        .image_size(primary)
+        .map_err(corrupt)?
+        .ok_or_else(|| reject(RejectionCode::Corrupt, "the image has no size (ispe)"))?;
+    // Before any pixel exists: the size the container declares, grids included.
+    check_dimensions(width, height, opts)?;
+    let exif_bytes = file.exif(primary).map_err(corrupt)?;
+    let metadata_bytes = [
+        exif_bytes.as_ref().map_or(0, Vec::len),
+        file.xmp(primary).map_err(corrupt)?.map_or(0, |x| x.len()),
+        file.icc_profile(primary)
+            .map_err(corrupt)?
+            .map_or(0, <[u8]>::len),
+    ]
+    .iter()
+    .sum::<usize>() as u64;
+    if metadata_bytes > opts.max_metadata_bytes {
+        return Err(reject(
+            RejectionCode::MetadataTooLarge,
+            format!(
+                "the file has {metadata_bytes} bytes of metadata; the limit is {}",
+                opts.max_metadata_bytes
+            ),
+        ));
+    }
+    // The orientation is the container's (`irot`, `imir`), which the decoder applies: an EXIF
+    // orientation inside a HEIF file is informative only and is not reported to be applied again.
+    let mut exif = exif_bytes
+        .as_deref()
+        .map(exif::exif_from_tiff)
+        .unwrap_or_default();
+    exif.orientation = None;
+    let inspected = started.elapsed();
+
+    let options = heifer::Options {
+        // One thread: the function has well under one vCPU, and a run is one file.
+        max_threads: 1,
+        max_pixels: opts.max_pixels,
+    };
+    let image = heifer::decode_srgb_rgba8(bytes, &options).map_err(|e| {
+        reject(
+            RejectionCode::Corrupt,
+            format!("the image could not be decoded: {e}"),
+        )
+    })?;
+    // Grids and transforms may change the size the container declared: check what came out.
+    check_dimensions(image.width, image.height, opts)?;
+    let decoded = Raster {
+        width: image.width,
+        height: image.height,
+        channels: 4,
+        data: image.data,
+    };
+    let decoded = if image.has_alpha {
+        decoded
+    } else {
+        decoded.drop_opaque_alpha()
+    };
+    let mut timings = Timings {
+        inspect: inspected,
+        decode: started.elapsed() - inspected,
+        ..Timings::default()
+    };
+    let (thumbnails, smallest) = make_thumbnails(
+        &decoded,
+        (decoded.width, decoded.height),
+        1,
+        opts,
+        &mut timings,
+    )?;
+    let original_webp = if opts.convert_original_to_webp {
+        let t = Instant::now();
+        let webp = crate::encode::webp(&decoded, opts.quality, opts.webp_method)
+            .map_err(|e| reject(RejectionCode::Corrupt, e.to_string()))?;
+        timings.encode += t.elapsed();
+        (webp.len() < bytes.len()).then_some(webp)
+    } else {
+        None
+    };
+    Ok(Processed {
+        metadata: MediaMetadata {
+            width: Some(decoded.width),
+            height: Some(decoded.height),
+            format: declared.format_name().to_owned(),
+            size: bytes.len() as u64,
+            sha256: hex::encode(sha256),
+            exif,
+            blurhash: smallest.as_ref().and_then(placeholder::blurhash),
+            dominant_color: smallest.as_ref().and_then(placeholder::dominant_color),
+            ..MediaMetadata::default()
+        },
+        thumbnails,
+        original_webp,
+        timings,
+    })
+}
+
+/// The content must be a HEVC-coded HEIF file: another image type is `type_mismatch`, an AVIF
+/// (AV1 in HEIF) `unsupported_type`, anything else `not_an_image`.
+fn check_content(bytes: &[u8], declared: ContentType) -> Result<(), Rejection> {
+    match sniff(bytes) {
+        crate::Sniffed::Raster(ContentType::Heic) => Ok(()),
+        crate::Sniffed::Raster(detected) => Err(reject(
+            RejectionCode::TypeMismatch,
+            format!("declared {declared} but the content is {detected}"),
+        )),
+        crate::Sniffed::Unsupported(mime) => Err(reject(
+            RejectionCode::UnsupportedType,
+            format!("{mime} images are not accepted"),
+        )),
+        crate::Sniffed::NotAnImage => Err(reject(
+            RejectionCode::NotAnImage,
+            "the content is not a recognised image",
+        )),
+    }
+}
