@@ -12,8 +12,8 @@ use heifer::heifer_isobmff::HeifFile;
 use media_core::domain::{ContentType, MediaMetadata, Rejection, RejectionCode};
 
 use crate::{
-    PipelineOptions, Processed, Raster, Timings, check_dimensions, exif, make_thumbnails,
-    placeholder, reject, sniff,
+    PipelineOptions, Processed, Raster, Timings, check_dimensions, check_size, exif,
+    make_thumbnails, placeholder, reject, sniff,
 };
 
 /// Whether `declared` is read here.
@@ -29,16 +29,7 @@ pub(crate) fn process(
     opts: &PipelineOptions,
 ) -> Result<Processed, Rejection> {
     let started = Instant::now();
-    if bytes.len() as u64 > opts.max_bytes {
-        return Err(reject(
-            RejectionCode::TooLarge,
-            format!(
-                "the file is {} bytes; the limit is {}",
-                bytes.len(),
-                opts.max_bytes
-            ),
-        ));
-    }
+    check_size(bytes, opts.max_bytes)?;
     if !opts.allowed_types.contains(&declared) {
         return Err(reject(
             RejectionCode::UnsupportedType,

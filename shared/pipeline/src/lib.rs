@@ -209,6 +209,17 @@ pub(crate) fn reject(code: RejectionCode, message: impl Into<String>) -> Rejecti
     Rejection::new(code, message)
 }
 
+/// `too_large` when the file is over `limit` bytes.
+pub(crate) fn check_size(bytes: &[u8], limit: u64) -> Result<(), Rejection> {
+    if bytes.len() as u64 > limit {
+        return Err(reject(
+            RejectionCode::TooLarge,
+            format!("the file is {} bytes; the limit is {limit}", bytes.len()),
+        ));
+    }
+    Ok(())
+}
+
 fn process_unguarded(
     bytes: &[u8],
     sha256: [u8; 32],
@@ -217,16 +228,7 @@ fn process_unguarded(
     opts: &PipelineOptions,
 ) -> Result<Processed, Rejection> {
     let started = Instant::now();
-    if bytes.len() as u64 > opts.max_bytes {
-        return Err(reject(
-            RejectionCode::TooLarge,
-            format!(
-                "the file is {} bytes; the limit is {}",
-                bytes.len(),
-                opts.max_bytes
-            ),
-        ));
-    }
+    check_size(bytes, opts.max_bytes)?;
     let kind = check_type(bytes, declared, extension, &opts.allowed_types)?;
 
     let structure =

@@ -211,13 +211,7 @@ pub(crate) fn process(
     opts: &PipelineOptions,
 ) -> Result<Processed, Rejection> {
     let started = Instant::now();
-    let limit = opts.documents.max_bytes;
-    if bytes.len() as u64 > limit {
-        return Err(reject(
-            RejectionCode::TooLarge,
-            format!("the file is {} bytes; the limit is {limit}", bytes.len()),
-        ));
-    }
+    crate::check_size(bytes, opts.documents.max_bytes)?;
     if !opts.allowed_types.contains(&declared) {
         return Err(reject(
             RejectionCode::UnsupportedType,
