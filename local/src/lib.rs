@@ -95,8 +95,10 @@ impl App {
     pub async fn start(config: Config, options: Options) -> Result<Self, StartError> {
         let stack =
             stack::provision(&config, &options.cors_origins, options.endpoint.as_deref()).await?;
-        let service = media_aws::wire::with_clients(&config, &stack.clients)
-            .with_processor(process::processor(&config));
+        let service = process::processing(
+            media_aws::wire::with_clients(&config, &stack.clients),
+            &config,
+        );
         let listener = TcpListener::bind(("127.0.0.1", options.port)).await?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = watch::channel(false);

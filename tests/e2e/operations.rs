@@ -96,12 +96,8 @@ async fn ops(overrides: &[(&str, &str)], cdn: bool) -> TestResult<Ops> {
         )),
         cache,
         metrics,
-    )
-    .with_processor(process::processor(&config));
-    let service = match media_aws::wire::scanner(&config) {
-        Some(scanner) => service.with_scanner(scanner),
-        None => service,
-    };
+    );
+    let service = process::processing(service, &config);
     Ok(Ops {
         config,
         clients,

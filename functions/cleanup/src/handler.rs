@@ -35,6 +35,10 @@ mod tests {
         stack.service = stack.service.clone().with_processor(std::sync::Arc::new(
             media_pipeline::Pipeline::new(media_pipeline::PipelineOptions::default()),
         ));
+        // And the malware scan (the environment's clamd), which it also adds.
+        if let Some(scanner) = media_aws::wire::scanner(&stack.config) {
+            stack.service = stack.service.clone().with_scanner(scanner);
+        }
         let bytes = corpus_file("Kodak_CX7530.jpg")?;
         let media = stack.upload("u", "image/jpeg", &bytes, true).await?;
         let key = media_core::domain::ObjectKey::from_raw(media.key.clone());

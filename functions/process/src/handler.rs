@@ -64,10 +64,7 @@ mod tests {
     /// A stack whose service has the pipeline, as this function wires it.
     async fn stack() -> Result<TestStack, Box<dyn std::error::Error>> {
         let mut stack = TestStack::new(&[]).await?;
-        stack.service = stack
-            .service
-            .clone()
-            .with_processor(crate::processor(&stack.config));
+        stack.service = crate::processing(stack.service.clone(), &stack.config);
         Ok(stack)
     }
 
@@ -209,10 +206,7 @@ mod tests {
     async fn guardduty_verdicts_start_processing_and_none_becomes_ready_unscanned()
     -> Result<(), Box<dyn std::error::Error>> {
         let mut stack = TestStack::new(&[("MALWARE_SCANNER", "guardduty")]).await?;
-        stack.service = stack
-            .service
-            .clone()
-            .with_processor(crate::processor(&stack.config));
+        stack.service = crate::processing(stack.service.clone(), &stack.config);
         let status = |report: &Value| report["outcomes"][0]["outcome"].as_str().map(str::to_owned);
 
         // The S3 event does nothing in this mode: the verdict starts processing.
@@ -262,10 +256,7 @@ mod tests {
             ("SCAN_UNSUPPORTED", "allow"),
         ])
         .await?;
-        stack.service = stack
-            .service
-            .clone()
-            .with_processor(crate::processor(&stack.config));
+        stack.service = crate::processing(stack.service.clone(), &stack.config);
         let (id, verdict) = verdict_for(&stack, "guardduty-unsupported.json").await?;
         let report = handle_value(&stack, verdict).await?;
         assert_eq!(status(&report).as_deref(), Some("ready"), "{report}");

@@ -38,6 +38,16 @@ pub fn pipeline_options(config: &Config) -> PipelineOptions {
     }
 }
 
+/// The service as the process function runs it: `service` with the pipeline and, when
+/// `MALWARE_SCANNER` names one this function streams to, the scanner.
+pub fn processing(service: media_core::MediaService, config: &Config) -> media_core::MediaService {
+    let service = service.with_processor(processor(config));
+    match media_aws::wire::scanner(config) {
+        Some(scanner) => service.with_scanner(scanner),
+        None => service,
+    }
+}
+
 /// The image processor the service uses, as configured.
 pub fn processor(config: &Config) -> Arc<dyn ImageProcessor> {
     Arc::new(Pipeline::new(pipeline_options(config)))

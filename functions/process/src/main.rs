@@ -5,9 +5,7 @@ use media_core::Config;
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = Config::from_env()?;
-    let service = media_aws::wire::publishing_service(&config)
-        .await
-        .with_processor(process::processor(&config));
+    let service = process::processing(media_aws::wire::publishing_service(&config).await, &config);
     run(service_fn(|event| {
         process::handler::handle(&service, event)
     }))

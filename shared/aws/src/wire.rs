@@ -60,7 +60,7 @@ pub fn with_clients(config: &Config, clients: &AwsClients) -> MediaService {
 
 fn without_cdn(config: &Config, clients: &AwsClients) -> MediaService {
     let store = Arc::new(S3ObjectStore::new(clients, &config.bucket));
-    let service = MediaService::with_parts(
+    MediaService::with_parts(
         config.clone(),
         store.clone(),
         Arc::new(DynamoMediaRepository::new(
@@ -74,16 +74,11 @@ fn without_cdn(config: &Config, clients: &AwsClients) -> MediaService {
         None,
         Metrics::stdout(config.metrics_namespace.as_deref()),
     )
-    .with_multipart(store);
-    match scanner(config) {
-        Some(scanner) => service.with_scanner(scanner),
-        None => service,
-    }
+    .with_multipart(store)
 }
 
-/// The malware scanner `MALWARE_SCANNER` names, when this function streams files to one
-/// (`clamd`). It is a socket address: building it connects nothing, so every function may carry
-/// it; only processing scans.
+/// The malware scanner `MALWARE_SCANNER` names, when processing streams files to one (`clamd`).
+/// Only the process function (and the local runner) adds it, so the API functions do not link it.
 pub fn scanner(config: &Config) -> Option<Arc<dyn Scanner>> {
     match &config.malware_scanner {
         MalwareScanner::Clamd(settings) => {
