@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use media_core::domain::{ContentType, MediaMetadata};
+use media_core::domain::{ContentType, MediaMetadata, Rejection};
 use media_pipeline::av::{self, RangeSource};
 use media_pipeline::{PipelineOptions, Processed, process_with_checksum};
 use serde_json::{Value, json};
@@ -105,16 +105,29 @@ pub fn run(args: &ProcessArgs, opts: &PipelineOptions) -> std::io::Result<Proces
     }
     let mut timing = timing(&mut runs, result.as_ref().and_then(|r| r.as_ref().ok()));
     timing["sha256Ms"] = json!(ms(hash_time));
-    let json = match result {
+    let outcome = match result {
         Some(Ok(processed)) => {
             let thumbnails = write(&processed, args.out.as_deref(), &args.file)?;
-            json!({
-                "status": "ready",
+            Some(Ok(json!({
                 "metadata": processed.metadata,
                 "thumbnails": thumbnails,
                 "originalWebp": processed.original_webp.as_ref().map(Vec::len),
-                "timing": timing,
-            })
+            })))
+        }
+        Some(Err(rejection)) => Some(Err(rejection)),
+        None => None,
+    };
+    Ok(report(outcome, timing))
+}
+
+/// The report of the last run: `ready` with `fields` (metadata, thumbnails, ...) or `rejected`
+/// with the rejection, and the timing either way.
+fn report(outcome: Option<Result<Value, Rejection>>, timing: Value) -> ProcessReport {
+    let json = match outcome {
+        Some(Ok(mut fields)) => {
+            fields["status"] = json!("ready");
+            fields["timing"] = timing;
+            fields
         }
         Some(Err(rejection)) => json!({
             "status": "rejected",
@@ -124,7 +137,7 @@ pub fn run(args: &ProcessArgs, opts: &PipelineOptions) -> std::io::Result<Proces
         None => json!({}),
     };
     let accepted = json["status"] == "ready";
-    Ok(ProcessReport { json, accepted })
+    ProcessReport { json, accepted }
 }
 
 /// A local file read by ranges, counting its reads.
@@ -190,22 +203,15 @@ fn run_streamed(
     let mut timing = timing(&mut runs, None);
     timing["sha256Ms"] = json!(ms(hashing.elapsed()));
     timing["probeReads"] = json!(reads);
-    let json = match result {
-        Some(Ok(metadata)) => json!({
-            "status": "ready",
-            "metadata": MediaMetadata { sha256, ..metadata },
-            "thumbnails": [],
-            "timing": timing,
-        }),
-        Some(Err(rejection)) => json!({
-            "status": "rejected",
-            "rejection": rejection,
-            "timing": timing,
-        }),
-        None => json!({}),
-    };
-    let accepted = json["status"] == "ready";
-    Ok(ProcessReport { json, accepted })
+    let outcome = result.map(|r| {
+        r.map(|metadata| {
+            json!({
+                "metadata": MediaMetadata { sha256, ..metadata },
+                "thumbnails": [],
+            })
+        })
+    });
+    Ok(report(outcome, timing))
 }
 
 fn ms(d: Duration) -> f64 {
