@@ -206,8 +206,13 @@ impl ObjectStore for S3ObjectStore {
         self.read_object_range(key, etag, offset, len).await
     }
 
-    async fn digest(&self, key: &ObjectKey, etag: &str) -> Result<Option<[u8; 32]>, StoreError> {
-        self.digest_object(key, etag).await
+    async fn digest(
+        &self,
+        key: &ObjectKey,
+        etag: &str,
+        size: u64,
+    ) -> Result<Option<[u8; 32]>, StoreError> {
+        self.digest_object(key, etag, size).await
     }
 
     async fn copy(

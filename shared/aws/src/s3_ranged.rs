@@ -124,16 +124,13 @@ impl S3ObjectStore {
         &self,
         key: &ObjectKey,
         etag: &str,
+        size: u64,
     ) -> Result<Option<[u8; 32]>, StoreError> {
-        let Some(stat) = self.stat_object(key).await? else {
-            return Ok(None);
-        };
-        if stat.etag != etag {
-            return Ok(None);
-        }
-        let ranges = (0..stat.size.div_ceil(DIGEST_CHUNK)).map(|i| {
+        // The caller's HEAD gave the size; every range carries `If-Match`, so a changed object
+        // answers `None` without a HEAD of its own.
+        let ranges = (0..size.div_ceil(DIGEST_CHUNK)).map(|i| {
             let offset = i * DIGEST_CHUNK;
-            let len = DIGEST_CHUNK.min(stat.size - offset) as usize;
+            let len = DIGEST_CHUNK.min(size - offset) as usize;
             self.read_object_range(key, etag, offset, len)
         });
         // In order, a few ahead: the hash is sequential, the downloads need not be.
@@ -147,7 +144,7 @@ impl S3ObjectStore {
             hashed += chunk.len() as u64;
             hasher.update(&chunk);
         }
-        if hashed != stat.size {
+        if hashed != size {
             // Shorter than its HEAD said: it changed under us after all.
             return Ok(None);
         }

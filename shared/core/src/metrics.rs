@@ -284,8 +284,13 @@ impl ObjectStore for MeteredObjectStore {
         self.note("get_range", r)
     }
 
-    async fn digest(&self, key: &ObjectKey, etag: &str) -> Result<Option<[u8; 32]>, StoreError> {
-        let r = self.inner.digest(key, etag).await;
+    async fn digest(
+        &self,
+        key: &ObjectKey,
+        etag: &str,
+        size: u64,
+    ) -> Result<Option<[u8; 32]>, StoreError> {
+        let r = self.inner.digest(key, etag, size).await;
         self.note("get", r)
     }
 

@@ -145,9 +145,15 @@ pub trait ObjectStore: Send + Sync {
         offset: u64,
         len: usize,
     ) -> Result<Option<Vec<u8>>, StoreError>;
-    /// The SHA-256 of the object's version `etag`, streamed: never held whole in memory. `None`
-    /// if the object is gone or holds other bytes now.
-    async fn digest(&self, key: &ObjectKey, etag: &str) -> Result<Option<[u8; 32]>, StoreError>;
+    /// The SHA-256 of the object's version `etag` (of `size` bytes, as its `stat` said),
+    /// streamed: never held whole in memory. `None` if the object is gone or holds other bytes
+    /// now.
+    async fn digest(
+        &self,
+        key: &ObjectKey,
+        etag: &str,
+        size: u64,
+    ) -> Result<Option<[u8; 32]>, StoreError>;
     /// Copies the object's version `etag` (of `size` bytes) to `to` inside the bucket, stored
     /// with `content_type`, without it passing through this function. False if the source is
     /// gone or holds other bytes now (then nothing is written).

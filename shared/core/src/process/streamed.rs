@@ -81,7 +81,7 @@ impl MediaService {
         // All at once: the copy happens inside S3, the hash and the scan stream through this
         // function.
         let (sha256, copied, scanned) = tokio::try_join!(
-            async { Ok::<_, ProcessError>(self.store.digest(key, &stat.etag).await?) },
+            async { Ok::<_, ProcessError>(self.store.digest(key, &stat.etag, stat.size).await?) },
             async {
                 Ok::<_, ProcessError>(
                     self.store
