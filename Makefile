@@ -101,8 +101,8 @@ cold-start: system $(VENV)/.bench-installed
 
 # cargo-fuzz (pinned) in .tools; libFuzzer needs nightly flags, which RUSTC_BOOTSTRAP allows on
 # the pinned stable toolchain. Three targets, FUZZ_SECONDS each: the image pipeline (seeds: the
-# corpus's images, the WebP and PNG orientation fixtures, and the small HEIC/HEIF files of
-# tests/heif), the document validators (seeds:
+# corpus's images, the WebP and PNG orientation fixtures, and the small HEIC/HEIF and AVIF files
+# of tests/heif and tests/avif), the document validators (seeds:
 # tests/documents) and the video and audio container probes (seeds: tests/av). Finds land in
 # fuzz/artifacts/.
 CARGO_FUZZ_VERSION := 0.13.2
@@ -116,7 +116,8 @@ fuzz: system .tools/bin/cargo-fuzz
 	find $(CORPUS_DIR) -maxdepth 1 -type f \( -name '*.jpg' -o -name '*.png' -o -name '*.webp' -o -name '*.gif' \) \
 	  -size -300k -exec cp -n {} fuzz/corpus/pipeline/ \;
 	cp -n shared/pipeline/tests/fixtures/orientation/*.webp shared/pipeline/tests/fixtures/orientation/*.png fuzz/corpus/pipeline/
-	find tests/heif -maxdepth 1 -type f -name '*.hei[cf]' -size -300k -exec cp -n {} fuzz/corpus/pipeline/ \;
+	find tests/heif tests/avif -maxdepth 1 -type f \( -name '*.hei[cf]' -o -name '*.avif' \) -size -300k \
+	  -exec cp -n {} fuzz/corpus/pipeline/ \;
 	RUSTC_BOOTSTRAP=1 .tools/bin/cargo-fuzz run --fuzz-dir fuzz pipeline fuzz/corpus/pipeline -- \
 	  -max_total_time=$(FUZZ_SECONDS) -max_len=262144 -rss_limit_mb=2048 -timeout=10 -print_final_stats=1
 	mkdir -p fuzz/corpus/documents

@@ -1,10 +1,11 @@
 """Our pipeline against the libvips anchor, on the corpus's large photos (and PNG and WebP
-renderings of one of them), one core each, warm: each side runs the three thumbnails
+renderings of one of them, 12 MP AVIF renderings of another at 8 and 10 bits, and libavif's
+kodim03 photo from tests/avif), one core each, warm: each side runs the three thumbnails
 `--repeat` times in one process, and the sides alternate for `--rounds` rounds. Prints
 per-file medians, the time and memory ratios, and the SSIM of each side's 400 px thumbnail
 against a Lanczos3 reference made from a full decode.
 
-usage: compare.py --media-dev PATH [--rounds 3] [--repeat 20] [--corpus DIR]
+usage: compare.py --media-dev PATH [--rounds 3] [--repeat 20] [--corpus DIR] [--only avif,png]
 """
 
 import argparse
@@ -29,6 +30,10 @@ JPEGS = [
 OTHERS = ["4.webp", "5_webp_a.webp", "lossless_color_transform.webp", "basn2c16.png", "tbrn2c08.png"]
 # PNG and WebP renderings of this corpus photo stand in for photo-sized uploads of those types.
 RENDERED_FROM = "2569067123_aca715a2ee_o.jpg"
+# 12 MP AVIFs (an iPhone's 4032x3024) are rendered from this phone photo: libvips's AV1 encoder
+# (aom, in pyvips-binary), 4:2:0 at 8 and at 10 bits.
+AVIF_FROM = "iphone_hdr_YES.jpg"
+AVIF_FILES = [os.path.join(HERE, "..", "tests", "avif", "libavif-kodim03-8bit.avif")]
 ONE_CORE = ["taskset", "-c", "0"]
 
 
@@ -104,7 +109,13 @@ def render_inputs(corpus, work):
     src.pngsave(png, compression=6, keep="none")
     src.pngsave(filtered, compression=6, keep="none", filter="all")
     src.webpsave(webp, Q=85, keep="none")
-    return [png, filtered, webp]
+    phone = pyvips.Image.new_from_file(os.path.join(corpus, AVIF_FROM))
+    phone = phone.resize(4032 / phone.width)
+    avif8 = os.path.join(work, "photo-12mp-8bit.avif")
+    avif10 = os.path.join(work, "photo-12mp-10bit.avif")
+    phone.heifsave(avif8, compression="av1", Q=70, effort=2, subsample_mode="on", keep="none")
+    phone.heifsave(avif10, compression="av1", Q=70, effort=2, bitdepth=10, keep="none")
+    return [png, filtered, webp, avif8, avif10] + AVIF_FILES
 
 
 def main():
@@ -115,10 +126,14 @@ def main():
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--repeat", type=int, default=20)
     p.add_argument("--webp-method", type=int, default=2)
+    p.add_argument("--only", default="", help="comma-separated extensions to time (default all)")
     a = p.parse_args()
+    only = {e.strip().lower() for e in a.only.split(",") if e.strip()}
 
     work = tempfile.mkdtemp(prefix="media-bench-")
     files = [os.path.join(a.corpus, f) for f in JPEGS + OTHERS] + render_inputs(a.corpus, work)
+    if only:
+        files = [f for f in files if f.rsplit(".", 1)[-1].lower() in only]
     setups = [("jpeg", 85), ("webp", 80)]
     print(f"one core (taskset -c 0), {a.repeat} runs per process, {a.rounds} alternating rounds; "
           f"libvips {pyvips.version(0)}.{pyvips.version(1)}.{pyvips.version(2)}; "
@@ -163,7 +178,9 @@ def main():
         ("JPEG inputs", lambda r: r["kind"] == "jpg"),
         ("PNG inputs (photo, 6 MP)", lambda r: r["kind"] == "png" and r["mp"] >= 0.5),
         ("WebP inputs (>= 0.5 MP)", lambda r: r["kind"] == "webp" and r["mp"] >= 0.5),
-        ("small PNG/WebP (< 0.5 MP)", lambda r: r["kind"] != "jpg" and r["mp"] < 0.5),
+        ("small PNG/WebP (< 0.5 MP)",
+         lambda r: r["kind"] in ("png", "webp") and r["mp"] < 0.5),
+        ("AVIF inputs", lambda r: r["kind"] == "avif"),
     )
     for fmt, _ in setups:
         for label, pick in groups:

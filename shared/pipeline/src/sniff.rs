@@ -7,7 +7,7 @@ use media_core::domain::ContentType;
 pub enum Sniffed {
     /// One of the raster types the pipeline can decode.
     Raster(ContentType),
-    /// A real image of a type the service does not decode (AVIF, TIFF, SVG, ...).
+    /// A real image of a type the service does not decode (TIFF, SVG, JPEG XL, ...).
     Unsupported(&'static str),
     /// Not an image at all, or an image signature damaged in transit.
     NotAnImage,
@@ -32,6 +32,9 @@ pub fn sniff(bytes: &[u8]) -> Sniffed {
     }
     if is_hevc_heif(bytes) {
         return Sniffed::Raster(ContentType::Heic);
+    }
+    if bytes.len() >= 12 && &bytes[4..8] == b"ftyp" && infer::image::is_avif(bytes) {
+        return Sniffed::Raster(ContentType::Avif);
     }
     if let Some(kind) = infer::get(bytes).filter(|k| k.matcher_type() == infer::MatcherType::Image)
     {

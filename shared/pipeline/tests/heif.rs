@@ -148,7 +148,7 @@ fn a_file_that_is_not_what_it_claims_is_refused_with_its_reason() -> TestResult 
     avif.extend_from_slice(&[0; 64]);
     assert_eq!(
         code(&avif, ContentType::Heic, "heic"),
-        Some(RejectionCode::UnsupportedType)
+        Some(RejectionCode::TypeMismatch)
     );
     // HEIC and HEIF name the same files: either declaration (and extension) is accepted.
     assert!(process_image(&heic, ContentType::Heif, Some("heif"), &opts).is_ok());

@@ -72,11 +72,14 @@ pub enum ContentType {
     /// A HEIF image (the generic name; HEVC-coded ones are read).
     #[serde(rename = "image/heif")]
     Heif,
+    /// An AVIF image (AV1 in HEIF: Android phones, cameras, the web), still or animated.
+    #[serde(rename = "image/avif")]
+    Avif,
 }
 
 impl ContentType {
     /// Every type the service can check.
-    pub const ALL: [ContentType; 21] = [
+    pub const ALL: [ContentType; 22] = [
         Self::Jpeg,
         Self::Png,
         Self::Webp,
@@ -98,6 +101,7 @@ impl ContentType {
         Self::Flac,
         Self::Heic,
         Self::Heif,
+        Self::Avif,
     ];
 
     /// Other names clients send for these types (browsers and phones differ: Chrome names an
@@ -163,6 +167,7 @@ impl ContentType {
             Self::Flac => "audio/flac",
             Self::Heic => "image/heic",
             Self::Heif => "image/heif",
+            Self::Avif => "image/avif",
         }
     }
 
@@ -200,6 +205,7 @@ impl ContentType {
             Self::Flac => "flac",
             Self::Heic => "heic",
             Self::Heif => "heif",
+            Self::Avif => "avif",
         }
     }
 
@@ -227,6 +233,7 @@ impl ContentType {
             "flac" => Some(Self::Flac),
             "heic" => Some(Self::Heic),
             "heif" | "hif" => Some(Self::Heif),
+            "avif" => Some(Self::Avif),
             _ => None,
         }
     }
@@ -234,9 +241,13 @@ impl ContentType {
     /// The kind of media this type is.
     pub fn kind(self) -> MediaKind {
         match self {
-            Self::Jpeg | Self::Png | Self::Webp | Self::Gif | Self::Heic | Self::Heif => {
-                MediaKind::Image
-            }
+            Self::Jpeg
+            | Self::Png
+            | Self::Webp
+            | Self::Gif
+            | Self::Heic
+            | Self::Heif
+            | Self::Avif => MediaKind::Image,
             Self::Pdf | Self::Docx | Self::Pptx => MediaKind::Document,
             Self::Xlsx | Self::Csv => MediaKind::Spreadsheet,
             Self::Zip => MediaKind::Archive,
