@@ -34,6 +34,11 @@ RENDERED_FROM = "2569067123_aca715a2ee_o.jpg"
 # (aom, in pyvips-binary), 4:2:0 at 8 and at 10 bits.
 AVIF_FROM = "iphone_hdr_YES.jpg"
 AVIF_FILES = [os.path.join(HERE, "..", "tests", "avif", "libavif-kodim03-8bit.avif")]
+# Phone HEICs (12 MP iPhone grid, 5 MP Xiaomi). pyvips-binary's libheif has no HEVC decoder, so
+# they are timed only against a libvips that has one (Debian's libvips42 with libheif1: run this
+# script with a venv's pyvips, without pyvips-binary, on such a system); otherwise skipped.
+HEIC_FILES = [os.path.join(HERE, "..", "tests", "heif", f)
+              for f in ("pillow-pug-iphone13.heic", "pillow-xiaomi.heic")]
 ONE_CORE = ["taskset", "-c", "0"]
 
 
@@ -132,6 +137,14 @@ def main():
 
     work = tempfile.mkdtemp(prefix="media-bench-")
     files = [os.path.join(a.corpus, f) for f in JPEGS + OTHERS] + render_inputs(a.corpus, work)
+    readable = []
+    for f in files + HEIC_FILES:
+        try:
+            pyvips.Image.new_from_file(f)
+            readable.append(f)
+        except pyvips.Error:
+            print(f"skipped {os.path.basename(f)}: this libvips cannot read it")
+    files = readable
     if only:
         files = [f for f in files if f.rsplit(".", 1)[-1].lower() in only]
     setups = [("jpeg", 85), ("webp", 80)]
@@ -181,6 +194,7 @@ def main():
         ("small PNG/WebP (< 0.5 MP)",
          lambda r: r["kind"] in ("png", "webp") and r["mp"] < 0.5),
         ("AVIF inputs", lambda r: r["kind"] == "avif"),
+        ("HEIC inputs", lambda r: r["kind"] == "heic"),
     )
     for fmt, _ in setups:
         for label, pick in groups:

@@ -2,14 +2,15 @@
 //! licence in `MANIFEST.tsv`: photos, a grid, alpha, 10- and 12-bit, transforms, animations,
 //! hostile files), every truncation of one, the frame limit, and files that lie about their type.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use media_core::domain::{ContentType, RejectionCode};
 use media_core::ports::Processed;
 use media_pipeline::{PipelineOptions, process_image};
 
-type TestResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
+mod support;
+
+use support::{TestResult, has_alpha};
 
 fn dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/avif")
@@ -23,67 +24,9 @@ fn accept(bytes: &[u8], opts: &PipelineOptions) -> TestResult<Processed> {
     process_image(bytes, ContentType::Avif, Some("avif"), opts).map_err(|r| format!("{r:?}").into())
 }
 
-/// Whether a WebP derivative carries an alpha channel (lossy WebP keeps it in an `ALPH` chunk).
-fn has_alpha(webp: &[u8]) -> bool {
-    webp.windows(4).any(|w| w == b"ALPH")
-}
-
 #[test]
 fn every_file_of_the_avif_corpus_ends_as_its_manifest_says() -> TestResult {
-    let text = std::fs::read_to_string(dir().join("MANIFEST.tsv"))?;
-    let opts = PipelineOptions::default();
-    let mut rows = 0;
-    for line in text.lines().skip(1).filter(|l| !l.trim().is_empty()) {
-        let cols: Vec<&str> = line.split('\t').collect();
-        assert!(
-            cols.len() == 9 && !cols[4].is_empty() && !cols[7].is_empty(),
-            "a row needs 9 columns, a source and a licence: {line}"
-        );
-        let (file, declared, expect) = (cols[0], ContentType::parse(cols[1])?, cols[2]);
-        let checks: BTreeMap<&str, &str> = cols[3]
-            .split(';')
-            .filter_map(|c| c.split_once('='))
-            .collect();
-        let ext = file.rsplit_once('.').map(|(_, e)| e);
-        let result = process_image(&read(file)?, declared, ext, &opts);
-        rows += 1;
-        if expect != "accept" {
-            let rejection = result.err().ok_or(format!("{file} was accepted"))?;
-            assert_eq!(
-                rejection.code.as_str(),
-                expect,
-                "{file}: {}",
-                rejection.message
-            );
-            continue;
-        }
-        let processed = result.map_err(|r| format!("{file}: {r:?}"))?;
-        let meta = &processed.metadata;
-        assert_eq!(meta.format, "avif", "{file}");
-        let large = processed.thumbnails.first().ok_or("no thumbnails")?;
-        for (key, want) in &checks {
-            let got = match *key {
-                "width" => meta.width.map(|v| v.to_string()),
-                "height" => meta.height.map(|v| v.to_string()),
-                "make" => meta.exif.make.clone(),
-                "model" => meta.exif.model.clone(),
-                "frames" => meta.frames.map(|v| v.to_string()),
-                "alpha" => Some(if has_alpha(&large.bytes) { "yes" } else { "no" }.into()),
-                other => return Err(format!("unknown check {other}").into()),
-            };
-            assert_eq!(got.as_deref(), Some(*want), "{file}: {key}");
-        }
-        // Upright: the thumbnails have the displayed shape (after clap, irot and imir).
-        let (w, h) = (meta.width.unwrap_or(0), meta.height.unwrap_or(0));
-        assert_eq!(
-            large.width >= large.height,
-            w >= h,
-            "{file}: thumbnail shape"
-        );
-        assert_eq!(meta.exif.orientation, None, "{file}");
-        assert_eq!(processed.thumbnails.len(), 3, "{file}");
-    }
-    assert_eq!(rows, 19);
+    assert_eq!(support::every_row_ends_as_its_manifest_says(&dir())?, 19);
     Ok(())
 }
 
