@@ -136,7 +136,8 @@ def main():
     only = {e.strip().lower() for e in a.only.split(",") if e.strip()}
 
     work = tempfile.mkdtemp(prefix="media-bench-")
-    files = [os.path.join(a.corpus, f) for f in JPEGS + OTHERS] + render_inputs(a.corpus, work)
+    rendered = render_inputs(a.corpus, work) if not only or only & {"png", "webp", "avif"} else []
+    files = [os.path.join(a.corpus, f) for f in JPEGS + OTHERS] + rendered
     readable = []
     for f in files + HEIC_FILES:
         try:

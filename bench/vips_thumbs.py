@@ -15,6 +15,9 @@ import time
 import pyvips
 
 SIZES = (("large", 800), ("medium", 400), ("small", 150))
+# No metadata in the thumbnails: `keep` since libvips 8.15, `strip` before (Debian's 8.14, the
+# libvips that reads HEIC here).
+NO_METADATA = {"keep": "none"} if pyvips.at_least_libvips(8, 15) else {"strip": True}
 
 
 def encode(image, fmt, quality, method):
@@ -22,8 +25,8 @@ def encode(image, fmt, quality, method):
         if image.hasalpha():
             image = image.flatten(background=[255, 255, 255])  # as media-dev does
         # libvips's defaults otherwise: 4:2:0 below Q 90, no optimised coding, baseline.
-        return image.jpegsave_buffer(Q=quality, keep="none")
-    return image.webpsave_buffer(Q=quality, effort=method, keep="none")
+        return image.jpegsave_buffer(Q=quality, **NO_METADATA)
+    return image.webpsave_buffer(Q=quality, effort=method, **NO_METADATA)
 
 
 def thumbnails(data, fmt, quality, method):
