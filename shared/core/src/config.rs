@@ -139,7 +139,7 @@ pub struct Config {
     pub max_image_pixels: u64,
     /// `MAX_IMAGE_SIDE` (default 16384): largest width or height accepted.
     pub max_image_side: u32,
-    /// `MAX_IMAGE_FRAMES` (default 1000): most frames an animated GIF, PNG or WebP may have.
+    /// `MAX_IMAGE_FRAMES` (default 1000): most frames an animated GIF, PNG, WebP or AVIF may have.
     pub max_image_frames: u32,
     /// `MAX_METADATA_BYTES` (default 1 MiB): most bytes of embedded metadata (EXIF, XMP, ICC,
     /// comments, text chunks) a file may carry.
