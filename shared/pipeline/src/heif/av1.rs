@@ -4,8 +4,9 @@
 //!
 //! The API is dav1d's C one, so the calls are `unsafe`; each is commented with what makes it
 //! sound. rav1d decodes on the calling thread when given one thread, and needs more stack than a
-//! worker thread has: each picture is decoded on a thread of its own with a larger stack (which
-//! also turns a panic inside the decoder into an error for this picture).
+//! worker thread has: each picture is decoded on a thread of its own with a larger stack. A panic
+//! in our own code there is an error for this picture; but a panic inside rav1d's `extern "C"`
+//! functions cannot unwind, and aborts the process (see `fuzz/known-crashes/`).
 //!
 //! This is the one module of the workspace allowed `unsafe`: rav1d offers no other API.
 #![allow(unsafe_code)]
