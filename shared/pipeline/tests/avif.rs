@@ -177,3 +177,36 @@ fn a_file_that_is_not_what_it_claims_is_refused_with_its_reason() -> TestResult 
     );
     Ok(())
 }
+
+#[test]
+fn a_picture_that_makes_the_decoder_abort_is_corrupt_and_this_process_lives_on() -> TestResult {
+    // A fuzzer's find: rav1d 1.1.0 panics inside its `extern "C"` send_data on it, which aborts
+    // the process it runs in. It runs in a child process, so here it is only a corrupt file.
+    let bytes =
+        std::fs::read(dir().join("../../fuzz/known-crashes/rav1d-1.1.0-on-error-unwrap.avif"))?;
+    let rejection = process_image(
+        &bytes,
+        ContentType::Avif,
+        Some("avif"),
+        &PipelineOptions::default(),
+    )
+    .err()
+    .ok_or("accepted")?;
+    assert_eq!(
+        rejection.code,
+        RejectionCode::Corrupt,
+        "{}",
+        rejection.message
+    );
+    assert!(
+        rejection.message.contains("crashed"),
+        "{}",
+        rejection.message
+    );
+    // And the next file decodes as before.
+    accept(
+        &read("libavif-kodim03-8bit.avif")?,
+        &PipelineOptions::default(),
+    )?;
+    Ok(())
+}

@@ -4,11 +4,12 @@
 //!
 //! The API is dav1d's C one, so the calls are `unsafe`; each is commented with what makes it
 //! sound. rav1d decodes on the calling thread when given one thread, and needs more stack than a
-//! worker thread has: each picture is decoded on a thread of its own with a larger stack. A panic
-//! in our own code there is an error for this picture; but a panic inside rav1d's `extern "C"`
-//! functions cannot unwind, and aborts the process (see `fuzz/known-crashes/`).
+//! worker thread has: each picture is decoded on a thread of its own with a larger stack, and
+//! there in a forked child process, because a panic inside rav1d's `extern "C"` functions cannot
+//! unwind and aborts the process it is in (see `fuzz/known-crashes/`).
 //!
-//! This is the one module of the workspace allowed `unsafe`: rav1d offers no other API.
+//! This is the one module of the workspace allowed `unsafe`: rav1d offers no other API, and the
+//! child process needs `fork`, `mmap` and `waitpid`.
 #![allow(unsafe_code)]
 
 use std::mem::MaybeUninit;
@@ -46,6 +47,10 @@ pub(crate) struct Picture {
 
 /// Decodes the first picture of `obus` (a temporal unit: what an AVIF item holds), refusing one
 /// of more than `max_pixels`.
+///
+/// The decoding runs in a child process: a panic inside rav1d's `extern "C"` functions cannot
+/// unwind and aborts whatever process it is in, so it must not be this one. The child writes the
+/// picture into a shared anonymous mapping and exits; if it dies instead, the picture is refused.
 pub(crate) fn decode(obus: &[u8], max_pixels: u64) -> Result<Picture, String> {
     if obus.is_empty() {
         return Err("the AV1 item is empty".into());
@@ -54,10 +59,172 @@ pub(crate) fn decode(obus: &[u8], max_pixels: u64) -> Result<Picture, String> {
         std::thread::Builder::new()
             .name("av1".into())
             .stack_size(STACK_BYTES)
-            .spawn_scoped(scope, || decode_here(obus, max_pixels))
+            .spawn_scoped(scope, || in_child(obus, max_pixels))
             .map_err(|e| format!("the AV1 decoder could not start: {e}"))?
             .join()
             .unwrap_or_else(|_| Err("the AV1 decoder failed on this picture".into()))
+    })
+}
+
+/// The bytes of the result's header: status, then 13 little-endian `u32`s.
+const HEADER: usize = 64;
+
+/// A shared anonymous mapping, unmapped once.
+struct Shared {
+    ptr: *mut u8,
+    len: usize,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // SAFETY: `ptr` and `len` are those `mmap` returned, unmapped only here.
+        unsafe { libc::munmap(self.ptr.cast(), self.len) };
+    }
+}
+
+fn in_child(obus: &[u8], max_pixels: u64) -> Result<Picture, String> {
+    // Room for the largest picture the limit allows: three full planes of 16-bit samples.
+    let len = usize::try_from(max_pixels.saturating_mul(6))
+        .ok()
+        .and_then(|n| n.checked_add(HEADER))
+        .ok_or("the pixel limit is too large")?;
+    // SAFETY: a new anonymous mapping; the result is checked before use. MAP_NORESERVE: only
+    // the pages written count.
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        return Err("no memory for the AV1 picture".into());
+    }
+    let shared = Shared {
+        ptr: ptr.cast(),
+        len,
+    };
+    // SAFETY: the child only decodes, writes into the mapping and `_exit`s: it runs no destructor
+    // and no code of the parent's other threads, and glibc's allocator is usable after `fork`.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err("the AV1 decoder's process could not start".into());
+    }
+    if pid == 0 {
+        let written = std::panic::catch_unwind(|| {
+            decode_here(obus, max_pixels).map(|p| write_picture(&p, &shared))
+        });
+        let code = match written {
+            Ok(Ok(true)) => 0,
+            Ok(Ok(false)) => 3,
+            Ok(Err(message)) => {
+                // SAFETY: within the mapping: HEADER bytes, then the message.
+                let out = unsafe { std::slice::from_raw_parts_mut(shared.ptr, shared.len) };
+                let bytes = message.as_bytes();
+                let n = bytes.len().min(shared.len - HEADER);
+                out[HEADER..HEADER + n].copy_from_slice(&bytes[..n]);
+                out[4..8].copy_from_slice(&(n as u32).to_le_bytes());
+                2
+            }
+            Err(_) => 4,
+        };
+        // SAFETY: ends the child at once, running nothing of the parent's state.
+        unsafe { libc::_exit(code) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for our own child.
+    let waited = unsafe { libc::waitpid(pid, &mut status, 0) };
+    if waited != pid || !libc::WIFEXITED(status) {
+        return Err("the AV1 decoder crashed on this picture".into());
+    }
+    // SAFETY: the child has exited; the mapping is ours alone and `len` bytes long.
+    let out = unsafe { std::slice::from_raw_parts(shared.ptr, shared.len) };
+    match libc::WEXITSTATUS(status) {
+        0 => read_picture(out),
+        2 => {
+            let n = (u32_at(out, 4) as usize).min(shared.len - HEADER);
+            Err(String::from_utf8_lossy(&out[HEADER..HEADER + n]).into_owned())
+        }
+        3 => Err("the AV1 picture is larger than the pixel limit allows".into()),
+        _ => Err("the AV1 decoder failed on this picture".into()),
+    }
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+/// Writes a picture into the shared mapping (in the child); `false` when it does not fit.
+fn write_picture(p: &Picture, shared: &Shared) -> bool {
+    // SAFETY: the mapping is `len` bytes long and only this process writes it now.
+    let out = unsafe { std::slice::from_raw_parts_mut(shared.ptr, shared.len) };
+    let f = &p.frame;
+    let fields = [
+        f.widths[0],
+        f.widths[1],
+        f.widths[2],
+        f.heights[0],
+        f.heights[1],
+        f.heights[2],
+        u32::from(f.bit_depth[0]),
+        u32::from(f.bit_depth[1]),
+        u32::from(f.chroma_format),
+        u32::from(f.full_range),
+        u32::from(f.matrix_coeffs),
+        u32::from(p.primaries),
+        u32::from(p.transfer),
+    ];
+    let samples: usize = f.planes.iter().map(Vec::len).sum();
+    if HEADER + samples * 2 > out.len() {
+        return false;
+    }
+    for (i, v) in fields.iter().enumerate() {
+        out[8 + i * 4..12 + i * 4].copy_from_slice(&v.to_le_bytes());
+    }
+    let mut at = HEADER;
+    for plane in &f.planes {
+        for &v in plane {
+            out[at..at + 2].copy_from_slice(&v.to_le_bytes());
+            at += 2;
+        }
+    }
+    true
+}
+
+/// Reads the picture the child wrote.
+fn read_picture(out: &[u8]) -> Result<Picture, String> {
+    let field = |i: usize| u32_at(out, 8 + i * 4);
+    let small = |i: usize| u8::try_from(field(i)).map_err(|_| "a bad picture header".to_owned());
+    let (widths, heights) = (
+        [field(0), field(1), field(2)],
+        [field(3), field(4), field(5)],
+    );
+    let mut at = HEADER;
+    let mut planes: [Vec<u16>; 3] = Default::default();
+    for (i, plane) in planes.iter_mut().enumerate() {
+        let n = widths[i] as usize * heights[i] as usize;
+        let bytes = out.get(at..at + n * 2).ok_or("a bad picture header")?;
+        *plane = bytes
+            .chunks_exact(2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]))
+            .collect();
+        at += n * 2;
+    }
+    Ok(Picture {
+        frame: Frame {
+            widths,
+            heights,
+            planes,
+            bit_depth: [small(6)?, small(7)?],
+            chroma_format: small(8)?,
+            full_range: field(9) != 0,
+            matrix_coeffs: small(10)?,
+        },
+        primaries: small(11)?,
+        transfer: small(12)?,
     })
 }
 
