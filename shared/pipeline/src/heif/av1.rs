@@ -66,7 +66,8 @@ pub(crate) fn decode(obus: &[u8], max_pixels: u64) -> Result<Picture, String> {
     })
 }
 
-/// The bytes of the result's header: status, then 13 little-endian `u32`s.
+/// The bytes of the result's header: 4 unused, the length of an error message, then the 13
+/// little-endian `u32` fields of a picture (see `write_picture`).
 const HEADER: usize = 64;
 
 /// A shared anonymous mapping, unmapped once.
@@ -135,8 +136,15 @@ fn in_child(obus: &[u8], max_pixels: u64) -> Result<Picture, String> {
         unsafe { libc::_exit(code) };
     }
     let mut status = 0;
-    // SAFETY: waits for our own child.
-    let waited = unsafe { libc::waitpid(pid, &mut status, 0) };
+    // SAFETY: waits for our own child; a signal's interruption (EINTR) waits again, so the child
+    // is always reaped.
+    let waited = loop {
+        let waited = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if waited != -1 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted
+        {
+            break waited;
+        }
+    };
     if waited != pid || !libc::WIFEXITED(status) {
         return Err("the AV1 decoder crashed on this picture".into());
     }
