@@ -3,7 +3,7 @@ use media_core::Config;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_http::tracing::init_default_subscriber();
+    media_core::logging::init();
     let config = Config::from_env()?;
     let service = media_aws::wire::service(&config).await;
     run(service_fn(|req| presign::handler::handle(&service, req))).await

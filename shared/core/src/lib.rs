@@ -13,6 +13,7 @@ pub mod config;
 pub mod describe;
 pub mod domain;
 pub mod events;
+pub mod logging;
 pub mod metrics;
 pub mod notify;
 pub mod ports;
