@@ -1,7 +1,14 @@
-//! The one place that builds the SDK clients. `AWS_ENDPOINT_URL` (the SDK's own variable) points
+//! The one place that builds the SDK clients, from the environment Lambda gives a function (not
+//! through `aws-config`: see [`environment`]). `AWS_ENDPOINT_URL` (the SDK's own variable) points
 //! them at an emulator.
 
-use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
+use aws_credential_types::provider::error::CredentialsError;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider, future};
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::{
+    BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+};
+use aws_types::SdkConfig;
 use media_core::config::Config;
 
 /// The SDK clients, built once at cold start.
@@ -12,7 +19,7 @@ pub struct AwsClients {
     /// DynamoDB.
     pub dynamodb: aws_sdk_dynamodb::Client,
     /// The shared SDK configuration (for other clients, such as SQS in the local runner).
-    pub sdk_config: aws_config::SdkConfig,
+    pub sdk_config: SdkConfig,
 }
 
 impl AwsClients {
@@ -28,10 +35,11 @@ impl AwsClients {
         aws_sdk_eventbridge::Client::new(&self.sdk_config)
     }
 
-    /// Loads the SDK configuration from the environment and builds the clients.
+    /// The clients as a function builds them at cold start, from what Lambda puts in the
+    /// environment (see [`environment`]).
     pub async fn from_config(config: &Config) -> Self {
-        let loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-        Self::with_loader(loader, config.s3_force_path_style).await
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        Self::with(environment(env), config.s3_force_path_style)
     }
 
     /// The clients for a local emulator at `endpoint`, with dummy credentials (an emulator accepts
@@ -44,23 +52,39 @@ impl AwsClients {
     /// The clients for a local S3-compatible server at `endpoint` that checks signatures made
     /// with these (dummy) keys; path-style, region `us-east-1`. Tests only.
     pub async fn for_local_server(endpoint: &str, access_key: &str, secret_key: &str) -> Self {
-        let loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .endpoint_url(endpoint)
-            .region(aws_config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_s3::config::Credentials::new(
+        let settings = Settings {
+            region: Some("us-east-1".to_owned()),
+            credentials: Some(Credentials::new(
                 access_key, secret_key, None, None, "local",
-            ));
-        Self::with_loader(loader, true).await
+            )),
+            endpoint_url: Some(endpoint.to_owned()),
+            use_fips: false,
+            use_dual_stack: false,
+        };
+        Self::with(settings, true)
     }
 
-    async fn with_loader(loader: aws_config::ConfigLoader, force_path_style: bool) -> Self {
+    fn with(settings: Settings, force_path_style: bool) -> Self {
         // rustls on ring: no aws-lc C build, so the arm64 cross-build needs no cmake.
         let http = aws_smithy_http_client::Builder::new()
             .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
                 aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
             ))
             .build_https();
-        let sdk_config = loader.http_client(http).load().await;
+        let credentials = match settings.credentials {
+            Some(credentials) => SharedCredentialsProvider::new(credentials),
+            None => SharedCredentialsProvider::new(NoCredentials),
+        };
+        let mut sdk_config = SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(settings.region.map(Region::new))
+            .credentials_provider(credentials)
+            .retry_config(RetryConfig::standard())
+            .http_client(http)
+            .use_fips(settings.use_fips)
+            .use_dual_stack(settings.use_dual_stack);
+        sdk_config.set_endpoint_url(settings.endpoint_url);
+        let sdk_config = sdk_config.build();
         let s3_config = aws_sdk_s3::config::Builder::from(&sdk_config)
             .force_path_style(force_path_style)
             // Without this, presigned PUT URLs carry a checksum of an empty body and uploads fail.
@@ -72,5 +96,146 @@ impl AwsClients {
             dynamodb: aws_sdk_dynamodb::Client::new(&sdk_config),
             sdk_config,
         }
+    }
+}
+
+/// What the SDK clients are built from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// The region (`AWS_REGION`); none fails every call, as the SDK does.
+    pub region: Option<String>,
+    /// Static credentials; none fails every call with "no credentials".
+    pub credentials: Option<Credentials>,
+    /// Another endpoint than AWS's (an emulator).
+    pub endpoint_url: Option<String>,
+    /// FIPS endpoints.
+    pub use_fips: bool,
+    /// Dual-stack endpoints.
+    pub use_dual_stack: bool,
+}
+
+/// The settings a Lambda function finds in its environment, read through `env` (which answers
+/// `None` for a variable that is unset or empty).
+///
+/// This is the part of `aws-config`'s default chain that applies in Lambda, without the rest
+/// (profile files, SSO, IMDS, ECS and web-identity providers and the STS client they need), which
+/// was a tenth of an API function's code:
+/// - the region: `AWS_REGION`, else `AWS_DEFAULT_REGION`;
+/// - the credentials: `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`, which
+///   Lambda sets from the function's role for the life of the execution environment;
+/// - `AWS_ENDPOINT_URL` (unless `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS` is `true`),
+///   `AWS_USE_FIPS_ENDPOINT` and `AWS_USE_DUALSTACK_ENDPOINT`.
+///
+/// Retries are the SDK's standard mode (3 attempts), as `aws-config` sets them.
+pub fn environment(env: impl Fn(&str) -> Option<String>) -> Settings {
+    let flag = |name: &str| env(name).is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let credentials = match (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
+        (Some(key), Some(secret)) => Some(Credentials::new(
+            key,
+            secret,
+            env("AWS_SESSION_TOKEN"),
+            None,
+            "environment",
+        )),
+        _ => None,
+    };
+    Settings {
+        region: env("AWS_REGION").or_else(|| env("AWS_DEFAULT_REGION")),
+        credentials,
+        endpoint_url: env("AWS_ENDPOINT_URL")
+            .filter(|_| !flag("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")),
+        use_fips: flag("AWS_USE_FIPS_ENDPOINT"),
+        use_dual_stack: flag("AWS_USE_DUALSTACK_ENDPOINT"),
+    }
+}
+
+/// The credentials provider when the environment has none: every call fails, saying so.
+#[derive(Debug)]
+struct NoCredentials;
+
+impl ProvideCredentials for NoCredentials {
+    fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        future::ProvideCredentials::ready(Err(CredentialsError::not_loaded(
+            "no credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set",
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(vars: &[(&str, &str)]) -> Settings {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        environment(|name| vars.get(name).filter(|v| !v.is_empty()).cloned())
+    }
+
+    #[test]
+    fn lambdas_environment_gives_region_credentials_and_no_endpoint() {
+        let s = settings(&[
+            ("AWS_REGION", "eu-west-1"),
+            ("AWS_DEFAULT_REGION", "us-east-1"),
+            ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+            ("AWS_SECRET_ACCESS_KEY", "secret"),
+            ("AWS_SESSION_TOKEN", "token"),
+        ]);
+        assert_eq!(s.region.as_deref(), Some("eu-west-1"));
+        let Some(creds) = s.credentials else {
+            panic!("no credentials read");
+        };
+        assert_eq!(creds.access_key_id(), "AKIDEXAMPLE");
+        assert_eq!(creds.secret_access_key(), "secret");
+        assert_eq!(creds.session_token(), Some("token"));
+        assert_eq!(s.endpoint_url, None);
+        assert!(!s.use_fips && !s.use_dual_stack);
+    }
+
+    #[test]
+    fn defaults_endpoints_and_missing_parts() {
+        let s = settings(&[
+            ("AWS_DEFAULT_REGION", "us-east-1"),
+            ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000"),
+            ("AWS_USE_FIPS_ENDPOINT", "TRUE"),
+            ("AWS_USE_DUALSTACK_ENDPOINT", "false"),
+        ]);
+        assert_eq!(s.region.as_deref(), Some("us-east-1"));
+        // A key without its secret is no credentials.
+        assert_eq!(s.credentials, None);
+        assert_eq!(s.endpoint_url.as_deref(), Some("http://127.0.0.1:5000"));
+        assert!(s.use_fips && !s.use_dual_stack);
+
+        let s = settings(&[
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000"),
+            ("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true"),
+            ("AWS_REGION", ""),
+        ]);
+        assert_eq!(s.endpoint_url, None);
+        assert_eq!(s.region, None);
+    }
+
+    #[tokio::test]
+    async fn without_credentials_a_call_fails_before_it_is_sent() {
+        // Port 9 (discard) on loopback: nothing is sent, the signer fails first.
+        let clients = AwsClients::with(
+            settings(&[
+                ("AWS_REGION", "us-east-1"),
+                ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
+            ]),
+            true,
+        );
+        let result = clients.s3.head_bucket().bucket("b").send().await;
+        let err = match result {
+            Ok(_) => String::from("succeeded"),
+            Err(e) => format!("{}", aws_sdk_s3::error::DisplayErrorContext(e)),
+        };
+        assert!(err.contains("no credentials"), "{err}");
     }
 }
