@@ -5,7 +5,7 @@ use media_core::Config;
 async fn main() -> Result<(), Error> {
     media_core::logging::init();
     let config = Config::from_env()?;
-    let service = media_aws::wire::service_with_cdn(&config).await;
+    let service = media_aws::wire::cleanup_service(&config).await;
     run(service_fn(|event| {
         cleanup::handler::handle(&service, event)
     }))

@@ -5,6 +5,6 @@ use media_core::Config;
 async fn main() -> Result<(), Error> {
     media_core::logging::init();
     let config = Config::from_env()?;
-    let service = media_aws::wire::service(&config).await;
+    let service = media_aws::wire::uploading_service(&config).await;
     run(service_fn(|req| presign::handler::handle(&service, req))).await
 }

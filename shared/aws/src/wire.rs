@@ -1,12 +1,14 @@
-//! Wiring: the service over S3 and DynamoDB as the functions run it, and the CloudFront cache for
-//! delete and cleanup when a distribution is configured. The image processor is not wired here: only the
-//! process function adds one. Each function calls the one constructor it needs, so a binary links
-//! only the adapters it uses (only delete and cleanup carry a CloudFront client).
+//! Wiring: the service over S3 and DynamoDB as each function runs it. A function calls the one
+//! constructor it needs, and links only the adapters (and the SDK operations behind them) that
+//! constructor names: a port wired is a vtable, and every method of it stays in the binary whether
+//! called or not. So only presign and cleanup carry the multipart adapter, only the functions
+//! that change state the EventBridge client, only delete and cleanup the CloudFront client. The
+//! image processor and the scanner are not wired here: only the process function adds them.
 
 use std::sync::Arc;
 
 use media_core::metrics::Metrics;
-use media_core::ports::{CdnCache, EventPublisher, Scanner};
+use media_core::ports::{CdnCache, EventPublisher, MultipartStore, Scanner};
 use media_core::scanning::MalwareScanner;
 use media_core::{Config, MediaService};
 
@@ -15,39 +17,67 @@ use crate::{
     EventBridgePublisher, S3ObjectStore,
 };
 
-/// The service as the presign, confirm and get functions run it: clients from the environment,
-/// built once at cold start; no CDN cache (only delete and cleanup invalidate), no events (they
-/// change no state that is announced).
+/// The service as the confirm and get functions run it: clients from the environment, built once
+/// at cold start; no multipart uploads, no CDN cache, no events (they change no state that is
+/// announced).
 pub async fn service(config: &Config) -> MediaService {
     let clients = AwsClients::from_config(config).await;
-    without_cdn(config, &clients)
+    base(config, &clients)
+}
+
+/// The service as the presign function runs it: with S3 multipart uploads (the Companion routes).
+pub async fn uploading_service(config: &Config) -> MediaService {
+    let clients = AwsClients::from_config(config).await;
+    with_multipart(base(config, &clients), config, &clients)
 }
 
 /// The service as the library and process functions run it: state changes are published to
 /// EventBridge (`EVENT_BUS_NAME`).
 pub async fn publishing_service(config: &Config) -> MediaService {
     let clients = AwsClients::from_config(config).await;
-    with_events(without_cdn(config, &clients), config, &clients)
+    with_events(base(config, &clients), config, &clients)
 }
 
-/// The service as the delete and cleanup functions run it: state changes published, and the
-/// CloudFront cache when `CDN_DISTRIBUTION_ID` is set (both stop serving objects).
+/// The service as the delete function runs it: state changes published, and the CloudFront cache
+/// when `CDN_DISTRIBUTION_ID` is set (a deleted media stops serving at once).
 pub async fn service_with_cdn(config: &Config) -> MediaService {
     let clients = AwsClients::from_config(config).await;
-    with_clients(config, &clients)
+    with_cdn(
+        with_events(base(config, &clients), config, &clients),
+        config,
+        &clients,
+    )
 }
 
-fn with_events(service: MediaService, config: &Config, clients: &AwsClients) -> MediaService {
-    service.with_events(Arc::new(EventBridgePublisher::new(
-        clients.eventbridge(),
-        config.event_bus_name.clone(),
-    )) as Arc<dyn EventPublisher>)
+/// The service as the cleanup function runs it: as delete's, and with multipart uploads (a purge
+/// aborts an upload in parts that was never completed).
+pub async fn cleanup_service(config: &Config) -> MediaService {
+    let clients = AwsClients::from_config(config).await;
+    with_multipart(
+        with_cdn(
+            with_events(base(config, &clients), config, &clients),
+            config,
+            &clients,
+        ),
+        config,
+        &clients,
+    )
 }
 
 /// The service over already-built clients, with every adapter the configuration names (the
 /// local runner and the tests, which run every use case on one service).
 pub fn with_clients(config: &Config, clients: &AwsClients) -> MediaService {
-    let service = with_events(without_cdn(config, clients), config, clients);
+    let service = with_events(base(config, clients), config, clients);
+    with_multipart(with_cdn(service, config, clients), config, clients)
+}
+
+fn with_multipart(service: MediaService, config: &Config, clients: &AwsClients) -> MediaService {
+    service.with_multipart(
+        Arc::new(S3ObjectStore::new(clients, &config.bucket)) as Arc<dyn MultipartStore>
+    )
+}
+
+fn with_cdn(service: MediaService, config: &Config, clients: &AwsClients) -> MediaService {
     match &config.cdn_distribution_id {
         Some(id) => {
             service.with_cdn(
@@ -58,11 +88,17 @@ pub fn with_clients(config: &Config, clients: &AwsClients) -> MediaService {
     }
 }
 
-fn without_cdn(config: &Config, clients: &AwsClients) -> MediaService {
-    let store = Arc::new(S3ObjectStore::new(clients, &config.bucket));
+fn with_events(service: MediaService, config: &Config, clients: &AwsClients) -> MediaService {
+    service.with_events(Arc::new(EventBridgePublisher::new(
+        clients.eventbridge(),
+        config.event_bus_name.clone(),
+    )) as Arc<dyn EventPublisher>)
+}
+
+fn base(config: &Config, clients: &AwsClients) -> MediaService {
     MediaService::with_parts(
         config.clone(),
-        store.clone(),
+        Arc::new(S3ObjectStore::new(clients, &config.bucket)),
         Arc::new(DynamoMediaRepository::new(
             clients.dynamodb.clone(),
             &config.table,
@@ -74,7 +110,6 @@ fn without_cdn(config: &Config, clients: &AwsClients) -> MediaService {
         None,
         Metrics::stdout(config.metrics_namespace.as_deref()),
     )
-    .with_multipart(store)
 }
 
 /// The malware scanner `MALWARE_SCANNER` names, when processing streams files to one (`clamd`).
