@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use e2e::{TestApp, TestResult, corpus, spawn_app, token};
 use media_aws::S3ObjectStore;
 use media_core::domain::ObjectKey;
-use media_core::ports::ObjectStore;
+use media_core::ports::{ObjectReader, ObjectStore};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 

@@ -96,7 +96,9 @@ async fn ops(overrides: &[(&str, &str)], cdn: bool) -> TestResult<Ops> {
         )),
         cache,
         metrics,
-    );
+    )
+    .with_reader(Arc::new(S3ObjectStore::new(&clients, &config.bucket)))
+    .with_writer(Arc::new(S3ObjectStore::new(&clients, &config.bucket)));
     let service = process::processing(service, &config);
     Ok(Ops {
         config,

@@ -5,7 +5,7 @@ use media_core::Config;
 async fn main() -> Result<(), Error> {
     media_core::logging::init();
     let config = Config::from_env()?;
-    let service = process::processing(media_aws::wire::publishing_service(&config).await, &config);
+    let service = process::processing(media_aws::wire::processing_service(&config).await, &config);
     run(service_fn(|event| {
         process::handler::handle(&service, event)
     }))

@@ -7,7 +7,8 @@ use aws_sdk_s3::presigning::PresigningConfig;
 use media_core::config::MAX_SINGLE_PUT;
 use media_core::domain::{ContentType, ObjectKey};
 use media_core::ports::{
-    Fetched, ObjectStat, ObjectStore, PresignedPost, PresignedRequest, StoreError,
+    Fetched, ObjectReader, ObjectStat, ObjectStore, ObjectWriter, PresignedPost, PresignedRequest,
+    StoreError,
 };
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
@@ -196,6 +197,82 @@ impl ObjectStore for S3ObjectStore {
         self.stat_object(key).await
     }
 
+    async fn delete(&self, key: &ObjectKey) -> Result<(), StoreError> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .send()
+            .await
+            .map_err(|e| store_err("delete an object", e))?;
+        Ok(())
+    }
+
+    async fn undelete(&self, keys: &[ObjectKey]) -> Result<Vec<ObjectKey>, StoreError> {
+        let mut folders: Vec<&str> = keys.iter().map(ObjectKey::folder).collect();
+        folders.sort_unstable();
+        folders.dedup();
+        let mut markers = Vec::new();
+        let mut versioned = std::collections::BTreeSet::new();
+        for folder in folders {
+            // One listing per media folder (a handful of keys), every page of it.
+            let (mut key_marker, mut version_marker) = (None, None);
+            for _ in 0..MAX_VERSION_PAGES {
+                let out = self
+                    .client
+                    .list_object_versions()
+                    .bucket(&self.bucket)
+                    .prefix(folder)
+                    .set_key_marker(key_marker.take())
+                    .set_version_id_marker(version_marker.take())
+                    .send()
+                    .await
+                    .map_err(|e| store_err("list an object's versions", e))?;
+                let wanted = |k: Option<&str>| keys.iter().any(|w| Some(w.as_str()) == k);
+                for m in out.delete_markers() {
+                    if let (true, Some(k), Some(v)) = (wanted(m.key()), m.key(), m.version_id()) {
+                        markers.push((k.to_owned(), v.to_owned()));
+                    }
+                }
+                for v in out.versions() {
+                    if let (true, Some(k)) = (wanted(v.key()), v.key()) {
+                        versioned.insert(k.to_owned());
+                    }
+                }
+                if out.is_truncated() != Some(true) {
+                    break;
+                }
+                key_marker = out.next_key_marker().map(str::to_owned);
+                version_marker = out.next_version_id_marker().map(str::to_owned);
+            }
+        }
+        let missing: Vec<ObjectKey> = keys
+            .iter()
+            .filter(|k| !versioned.contains(k.as_str()))
+            .cloned()
+            .collect();
+        // Deleting a delete marker (by its version id) makes the version under it current again.
+        futures_util::future::try_join_all(
+            markers
+                .iter()
+                .filter(|(k, _)| versioned.contains(k))
+                .map(|(key, version)| {
+                    self.client
+                        .delete_object()
+                        .bucket(&self.bucket)
+                        .key(key)
+                        .version_id(version)
+                        .send()
+                }),
+        )
+        .await
+        .map_err(|e| store_err("remove a delete marker", e))?;
+        Ok(missing)
+    }
+}
+
+#[async_trait]
+impl ObjectReader for S3ObjectStore {
     async fn read_range(
         &self,
         key: &ObjectKey,
@@ -274,7 +351,10 @@ impl ObjectStore for S3ObjectStore {
             sha256: hasher.finalize().into(),
         })
     }
+}
 
+#[async_trait]
+impl ObjectWriter for S3ObjectStore {
     async fn put(
         &self,
         key: &ObjectKey,
@@ -293,79 +373,6 @@ impl ObjectStore for S3ObjectStore {
             .await
             .map_err(|e| store_err("write an object", e))?;
         Ok(())
-    }
-
-    async fn delete(&self, key: &ObjectKey) -> Result<(), StoreError> {
-        self.client
-            .delete_object()
-            .bucket(&self.bucket)
-            .key(key.as_str())
-            .send()
-            .await
-            .map_err(|e| store_err("delete an object", e))?;
-        Ok(())
-    }
-
-    async fn undelete(&self, keys: &[ObjectKey]) -> Result<Vec<ObjectKey>, StoreError> {
-        let mut folders: Vec<&str> = keys.iter().map(ObjectKey::folder).collect();
-        folders.sort_unstable();
-        folders.dedup();
-        let mut markers = Vec::new();
-        let mut versioned = std::collections::BTreeSet::new();
-        for folder in folders {
-            // One listing per media folder (a handful of keys), every page of it.
-            let (mut key_marker, mut version_marker) = (None, None);
-            for _ in 0..MAX_VERSION_PAGES {
-                let out = self
-                    .client
-                    .list_object_versions()
-                    .bucket(&self.bucket)
-                    .prefix(folder)
-                    .set_key_marker(key_marker.take())
-                    .set_version_id_marker(version_marker.take())
-                    .send()
-                    .await
-                    .map_err(|e| store_err("list an object's versions", e))?;
-                let wanted = |k: Option<&str>| keys.iter().any(|w| Some(w.as_str()) == k);
-                for m in out.delete_markers() {
-                    if let (true, Some(k), Some(v)) = (wanted(m.key()), m.key(), m.version_id()) {
-                        markers.push((k.to_owned(), v.to_owned()));
-                    }
-                }
-                for v in out.versions() {
-                    if let (true, Some(k)) = (wanted(v.key()), v.key()) {
-                        versioned.insert(k.to_owned());
-                    }
-                }
-                if out.is_truncated() != Some(true) {
-                    break;
-                }
-                key_marker = out.next_key_marker().map(str::to_owned);
-                version_marker = out.next_version_id_marker().map(str::to_owned);
-            }
-        }
-        let missing: Vec<ObjectKey> = keys
-            .iter()
-            .filter(|k| !versioned.contains(k.as_str()))
-            .cloned()
-            .collect();
-        // Deleting a delete marker (by its version id) makes the version under it current again.
-        futures_util::future::try_join_all(
-            markers
-                .iter()
-                .filter(|(k, _)| versioned.contains(k))
-                .map(|(key, version)| {
-                    self.client
-                        .delete_object()
-                        .bucket(&self.bucket)
-                        .key(key)
-                        .version_id(version)
-                        .send()
-                }),
-        )
-        .await
-        .map_err(|e| store_err("remove a delete marker", e))?;
-        Ok(missing)
     }
 }
 

@@ -1,14 +1,17 @@
 //! Wiring: the service over S3 and DynamoDB as each function runs it. A function calls the one
 //! constructor it needs, and links only the adapters (and the SDK operations behind them) that
 //! constructor names: a port wired is a vtable, and every method of it stays in the binary whether
-//! called or not. So only presign and cleanup carry the multipart adapter, only the functions
-//! that change state the EventBridge client, only delete and cleanup the CloudFront client. The
-//! image processor and the scanner are not wired here: only the process function adds them.
+//! called or not. So only process reads objects' bytes, only process and presign write objects,
+//! only presign and cleanup carry the multipart adapter, only the functions that change state the
+//! EventBridge client, only delete and cleanup the CloudFront client. The image processor and the
+//! scanner are not wired here: only the process function adds them.
 
 use std::sync::Arc;
 
 use media_core::metrics::Metrics;
-use media_core::ports::{CdnCache, EventPublisher, MultipartStore, Scanner};
+use media_core::ports::{
+    CdnCache, EventPublisher, MultipartStore, ObjectReader, ObjectWriter, Scanner,
+};
 use media_core::scanning::MalwareScanner;
 use media_core::{Config, MediaService};
 
@@ -25,17 +28,30 @@ pub async fn service(config: &Config) -> MediaService {
     base(config, &clients)
 }
 
-/// The service as the presign function runs it: with S3 multipart uploads (the Companion routes).
+/// The service as the presign function runs it: with S3 multipart uploads (the Companion routes)
+/// and objects written (the server-side upload route).
 pub async fn uploading_service(config: &Config) -> MediaService {
     let clients = AwsClients::from_config(config).await;
-    with_multipart(base(config, &clients), config, &clients)
+    let service = with_multipart(base(config, &clients), config, &clients);
+    service.with_writer(Arc::new(S3ObjectStore::new(&clients, &config.bucket)) as Arc<dyn ObjectWriter>)
 }
 
-/// The service as the library and process functions run it: state changes are published to
-/// EventBridge (`EVENT_BUS_NAME`).
+/// The service as the library function runs it: state changes are published to EventBridge
+/// (`EVENT_BUS_NAME`).
 pub async fn publishing_service(config: &Config) -> MediaService {
     let clients = AwsClients::from_config(config).await;
     with_events(base(config, &clients), config, &clients)
+}
+
+/// The service as the process function runs it: as library's, and objects read, copied and
+/// written. (The image processor and the scanner are the process function's to add.)
+pub async fn processing_service(config: &Config) -> MediaService {
+    let clients = AwsClients::from_config(config).await;
+    with_bytes(
+        with_events(base(config, &clients), config, &clients),
+        config,
+        &clients,
+    )
 }
 
 /// The service as the delete function runs it: state changes published, and the CloudFront cache
@@ -68,7 +84,15 @@ pub async fn cleanup_service(config: &Config) -> MediaService {
 /// local runner and the tests, which run every use case on one service).
 pub fn with_clients(config: &Config, clients: &AwsClients) -> MediaService {
     let service = with_events(base(config, clients), config, clients);
-    with_multipart(with_cdn(service, config, clients), config, clients)
+    let service = with_multipart(with_cdn(service, config, clients), config, clients);
+    with_bytes(service, config, clients)
+}
+
+fn with_bytes(service: MediaService, config: &Config, clients: &AwsClients) -> MediaService {
+    let store = Arc::new(S3ObjectStore::new(clients, &config.bucket));
+    service
+        .with_reader(store.clone() as Arc<dyn ObjectReader>)
+        .with_writer(store as Arc<dyn ObjectWriter>)
 }
 
 fn with_multipart(service: MediaService, config: &Config, clients: &AwsClients) -> MediaService {

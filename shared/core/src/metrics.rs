@@ -16,7 +16,10 @@ use async_trait::async_trait;
 use serde_json::{Map, Value, json};
 
 use crate::domain::{ContentType, ObjectKey};
-use crate::ports::{Fetched, ObjectStat, ObjectStore, PresignedPost, PresignedRequest, StoreError};
+use crate::ports::{
+    Fetched, ObjectReader, ObjectStat, ObjectStore, ObjectWriter, PresignedPost, PresignedRequest,
+    StoreError,
+};
 
 /// The unit of a metric, as EMF names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -190,20 +193,20 @@ fn emf_lines(
         .collect()
 }
 
-/// An [`ObjectStore`] that counts every operation of the store it wraps by outcome
-/// (`storage_operations_total{operation,status}`).
-pub struct MeteredObjectStore {
-    inner: Arc<dyn ObjectStore>,
+/// An object storage port ([`ObjectStore`], [`ObjectReader`] or [`ObjectWriter`]) that counts
+/// every operation of the one it wraps by outcome (`storage_operations_total{operation,status}`).
+pub struct Metered<T: ?Sized> {
+    inner: Arc<T>,
     metrics: Metrics,
 }
 
-impl MeteredObjectStore {
+impl<T: ?Sized> Metered<T> {
     /// Wraps `inner`.
-    pub fn new(inner: Arc<dyn ObjectStore>, metrics: Metrics) -> Self {
+    pub fn new(inner: Arc<T>, metrics: Metrics) -> Self {
         Self { inner, metrics }
     }
 
-    fn note<T>(&self, operation: &str, r: Result<T, StoreError>) -> Result<T, StoreError> {
+    fn note<R>(&self, operation: &str, r: Result<R, StoreError>) -> Result<R, StoreError> {
         let status = if r.is_ok() { "success" } else { "error" };
         self.metrics.count(
             "storage_operations_total",
@@ -215,7 +218,7 @@ impl MeteredObjectStore {
 }
 
 #[async_trait]
-impl ObjectStore for MeteredObjectStore {
+impl ObjectStore for Metered<dyn ObjectStore> {
     async fn presign_put(
         &self,
         key: &ObjectKey,
@@ -273,6 +276,19 @@ impl ObjectStore for MeteredObjectStore {
         self.note("head", r)
     }
 
+    async fn delete(&self, key: &ObjectKey) -> Result<(), StoreError> {
+        let r = self.inner.delete(key).await;
+        self.note("delete", r)
+    }
+
+    async fn undelete(&self, keys: &[ObjectKey]) -> Result<Vec<ObjectKey>, StoreError> {
+        let r = self.inner.undelete(keys).await;
+        self.note("undelete", r)
+    }
+}
+
+#[async_trait]
+impl ObjectReader for Metered<dyn ObjectReader> {
     async fn read_range(
         &self,
         key: &ObjectKey,
@@ -315,7 +331,10 @@ impl ObjectStore for MeteredObjectStore {
         let r = self.inner.fetch(key, if_match, max_bytes).await;
         self.note("get", r)
     }
+}
 
+#[async_trait]
+impl ObjectWriter for Metered<dyn ObjectWriter> {
     async fn put(
         &self,
         key: &ObjectKey,
@@ -324,16 +343,6 @@ impl ObjectStore for MeteredObjectStore {
     ) -> Result<(), StoreError> {
         let r = self.inner.put(key, bytes, content_type).await;
         self.note("put", r)
-    }
-
-    async fn delete(&self, key: &ObjectKey) -> Result<(), StoreError> {
-        let r = self.inner.delete(key).await;
-        self.note("delete", r)
-    }
-
-    async fn undelete(&self, keys: &[ObjectKey]) -> Result<Vec<ObjectKey>, StoreError> {
-        let r = self.inner.undelete(keys).await;
-        self.note("undelete", r)
     }
 }
 

@@ -79,7 +79,9 @@ impl MediaService {
         // The records exist; a write that fails leaves its record pending, and cleanup expires it
         // (and gives its quota back) like any upload that never arrived.
         futures_util::future::try_join_all(records.iter().zip(files).map(|(m, f)| async move {
-            self.store.put(&m.key, f.bytes, m.content_type.mime()).await
+            self.writer()?
+                .put(&m.key, f.bytes, m.content_type.mime())
+                .await
         }))
         .await?;
         self.metrics

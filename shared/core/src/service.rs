@@ -14,10 +14,10 @@ use crate::domain::{
     ContentType, Media, MediaId, MediaKind, MediaMetadata, MediaStatus, ObjectKey, OwnerId,
     Rejection, format_time,
 };
-use crate::metrics::{MeteredObjectStore, Metrics};
+use crate::metrics::{Metered, Metrics};
 use crate::ports::{
     CdnCache, EventPublisher, GrantStore, ImageProcessor, MediaRepository, MultipartStore,
-    ObjectStore, PublishError, RepoError, Scanner, StoreError,
+    ObjectReader, ObjectStore, ObjectWriter, PublishError, RepoError, Scanner, StoreError,
 };
 
 /// Failures of confirm, get and delete.
@@ -125,6 +125,10 @@ pub struct MediaView {
 pub struct MediaService {
     pub(crate) config: Arc<Config>,
     pub(crate) store: Arc<dyn ObjectStore>,
+    /// Objects' bytes read and copied (the process function).
+    reader: Option<Arc<dyn ObjectReader>>,
+    /// Objects written (the process function, and presign's server-side upload).
+    writer: Option<Arc<dyn ObjectWriter>>,
     pub(crate) repo: Arc<dyn MediaRepository>,
     pub(crate) grants: Arc<dyn GrantStore>,
     pub(crate) cdn: Option<Arc<dyn CdnCache>>,
@@ -139,6 +143,14 @@ pub struct MediaService {
     pub(crate) multipart: Option<Arc<dyn MultipartStore>>,
     /// The malware scanner processing streams each upload through (`MALWARE_SCANNER=clamd`).
     pub(crate) scanner: Option<Arc<dyn Scanner>>,
+}
+
+/// The error of a port the function was wired without (a wiring bug, answered as internal).
+fn unwired(operation: &'static str) -> StoreError {
+    StoreError {
+        operation,
+        source: "this function's service was wired without that port".into(),
+    }
 }
 
 /// Writes the metrics of one use case when it ends, whichever way it ends.
@@ -174,7 +186,9 @@ impl MediaService {
     ) -> Self {
         Self {
             config: Arc::new(config),
-            store: Arc::new(MeteredObjectStore::new(store, metrics.clone())),
+            store: Arc::new(Metered::new(store, metrics.clone())),
+            reader: None,
+            writer: None,
             repo,
             grants,
             cdn,
@@ -190,6 +204,28 @@ impl MediaService {
     pub fn with_events(mut self, events: Arc<dyn EventPublisher>) -> Self {
         self.events = Some(events);
         self
+    }
+
+    /// The same service with objects' bytes read and copied (processing).
+    pub fn with_reader(mut self, reader: Arc<dyn ObjectReader>) -> Self {
+        self.reader = Some(Arc::new(Metered::new(reader, self.metrics.clone())));
+        self
+    }
+
+    /// The same service with objects written (processing, the server-side upload).
+    pub fn with_writer(mut self, writer: Arc<dyn ObjectWriter>) -> Self {
+        self.writer = Some(Arc::new(Metered::new(writer, self.metrics.clone())));
+        self
+    }
+
+    /// The object reader, or an error saying the service was wired without one.
+    pub(crate) fn reader(&self) -> Result<&Arc<dyn ObjectReader>, StoreError> {
+        self.reader.as_ref().ok_or_else(|| unwired("read objects"))
+    }
+
+    /// The object writer, or an error saying the service was wired without one.
+    pub(crate) fn writer(&self) -> Result<&Arc<dyn ObjectWriter>, StoreError> {
+        self.writer.as_ref().ok_or_else(|| unwired("write objects"))
     }
 
     /// The same service with S3 multipart uploads.

@@ -136,6 +136,20 @@ pub trait ObjectStore: Send + Sync {
     }
     /// The object's size and ETag, or `None` if it does not exist.
     async fn stat(&self, key: &ObjectKey) -> Result<Option<ObjectStat>, StoreError>;
+    /// Deletes an object; deleting a missing object succeeds. The bucket keeps versions: the
+    /// object stops serving at once (every URL of it answers 404), and a restore can bring it back
+    /// until the bucket's lifecycle removes the old version.
+    async fn delete(&self, key: &ObjectKey) -> Result<(), StoreError>;
+    /// Brings deleted objects back: removes the delete markers on top of each key so that its
+    /// newest version serves again. Returns the keys that have no version left to bring back.
+    async fn undelete(&self, keys: &[ObjectKey]) -> Result<Vec<ObjectKey>, StoreError>;
+}
+
+/// Reading an object's bytes, and copying them inside the bucket: what processing does. A port of
+/// its own, wired only into the functions that process (every method of a wired port is linked
+/// into the function; see media-aws's `wire.rs`).
+#[async_trait]
+pub trait ObjectReader: Send + Sync {
     /// Up to `len` bytes from `offset` of the object's version `etag` (fewer only at its end);
     /// `None` if the object is gone or holds other bytes now.
     async fn read_range(
@@ -173,6 +187,11 @@ pub trait ObjectStore: Send + Sync {
         if_match: Option<&str>,
         max_bytes: u64,
     ) -> Result<Fetched, StoreError>;
+}
+
+/// Writing objects: processing's derivatives, and the files of the server-side upload route.
+#[async_trait]
+pub trait ObjectWriter: Send + Sync {
     /// Writes an object.
     async fn put(
         &self,
@@ -180,13 +199,6 @@ pub trait ObjectStore: Send + Sync {
         bytes: Vec<u8>,
         content_type: &str,
     ) -> Result<(), StoreError>;
-    /// Deletes an object; deleting a missing object succeeds. The bucket keeps versions: the
-    /// object stops serving at once (every URL of it answers 404), and a restore can bring it back
-    /// until the bucket's lifecycle removes the old version.
-    async fn delete(&self, key: &ObjectKey) -> Result<(), StoreError>;
-    /// Brings deleted objects back: removes the delete markers on top of each key so that its
-    /// newest version serves again. Returns the keys that have no version left to bring back.
-    async fn undelete(&self, keys: &[ObjectKey]) -> Result<Vec<ObjectKey>, StoreError>;
 }
 
 /// The result of a conditional state change.

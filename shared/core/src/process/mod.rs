@@ -213,7 +213,11 @@ impl MediaService {
         }
         let limit = self.config.max_size(media.kind());
         let if_match = gate.if_match();
-        let (bytes, sha256) = match self.store.fetch(key, if_match.as_deref(), limit).await? {
+        let (bytes, sha256) = match self
+            .reader()?
+            .fetch(key, if_match.as_deref(), limit)
+            .await?
+        {
             Fetched::Bytes { bytes, sha256 } => (bytes, sha256),
             Fetched::Missing => {
                 warn!(media_id = %id, key = %key, outcome = "missing", "object vanished before processing");
@@ -314,9 +318,9 @@ impl MediaService {
         // All at once: the function is billed for the wall time, and S3 latency is most of it.
         // A failure fails the whole event, whose retry rewrites the same keys.
         futures_util::future::try_join_all(
-            writes
-                .into_iter()
-                .map(|(key, bytes, mime)| async move { self.store.put(&key, bytes, mime).await }),
+            writes.into_iter().map(|(key, bytes, mime)| async move {
+                self.writer()?.put(&key, bytes, mime).await
+            }),
         )
         .await?;
 

@@ -97,7 +97,7 @@ impl MediaService {
             let mut offset = start;
             while offset < end {
                 let len = READ.min(usize::try_from(end - offset).unwrap_or(READ));
-                let Some(bytes) = self.store.read_range(key, etag, offset, len).await? else {
+                let Some(bytes) = self.reader()?.read_range(key, etag, offset, len).await? else {
                     return Ok(Err(()));
                 };
                 if bytes.is_empty() {

@@ -10,7 +10,7 @@ use tracing::{info, warn};
 
 use super::{Gate, Made, ProcessError, ProcessOutcome};
 use crate::domain::{Media, MediaMetadata, ObjectKey};
-use crate::ports::{ImageProcessor, ObjectStore, RangeSource, StoreError, Timings};
+use crate::ports::{ImageProcessor, ObjectReader, RangeSource, StoreError, Timings};
 use crate::service::MediaService;
 
 /// Bytes fetched at least per ranged read while probing: the parsers read box and element
@@ -44,7 +44,7 @@ impl MediaService {
         }
 
         let mut source = StoreSource::new(
-            Arc::clone(&self.store),
+            Arc::clone(self.reader()?),
             key.clone(),
             stat.etag.clone(),
             stat.size,
@@ -81,10 +81,12 @@ impl MediaService {
         // All at once: the copy happens inside S3, the hash and the scan stream through this
         // function.
         let (sha256, copied, scanned) = tokio::try_join!(
-            async { Ok::<_, ProcessError>(self.store.digest(key, &stat.etag, stat.size).await?) },
+            async {
+                Ok::<_, ProcessError>(self.reader()?.digest(key, &stat.etag, stat.size).await?)
+            },
             async {
                 Ok::<_, ProcessError>(
-                    self.store
+                    self.reader()?
                         .copy(key, &stat.etag, stat.size, &served, declared.served_mime())
                         .await?,
                 )
@@ -153,7 +155,7 @@ enum ReadFault {
 /// The object read by ranges, for the probe in its blocking task: each read waits on the async
 /// store, and reads at least [`READ_AHEAD`] bytes, kept for the reads that follow.
 struct StoreSource {
-    store: Arc<dyn ObjectStore>,
+    store: Arc<dyn ObjectReader>,
     key: ObjectKey,
     etag: String,
     size: u64,
@@ -164,7 +166,7 @@ struct StoreSource {
 }
 
 impl StoreSource {
-    fn new(store: Arc<dyn ObjectStore>, key: ObjectKey, etag: String, size: u64) -> Self {
+    fn new(store: Arc<dyn ObjectReader>, key: ObjectKey, etag: String, size: u64) -> Self {
         Self {
             store,
             key,
