@@ -40,52 +40,43 @@ pub async fn uploading_service(config: &Config) -> MediaService {
 /// (`EVENT_BUS_NAME`).
 pub async fn publishing_service(config: &Config) -> MediaService {
     let clients = AwsClients::from_config(config).await;
-    with_events(base(config, &clients), config, &clients)
+    publishing(config, &clients)
 }
 
 /// The service as the process function runs it: as library's, and objects read, copied and
 /// written. (The image processor and the scanner are the process function's to add.)
 pub async fn processing_service(config: &Config) -> MediaService {
     let clients = AwsClients::from_config(config).await;
-    with_bytes(
-        with_events(base(config, &clients), config, &clients),
-        config,
-        &clients,
-    )
+    with_bytes(publishing(config, &clients), config, &clients)
 }
 
 /// The service as the delete function runs it: state changes published, and the CloudFront cache
 /// when `CDN_DISTRIBUTION_ID` is set (a deleted media stops serving at once).
 pub async fn service_with_cdn(config: &Config) -> MediaService {
     let clients = AwsClients::from_config(config).await;
-    with_cdn(
-        with_events(base(config, &clients), config, &clients),
-        config,
-        &clients,
-    )
+    deleting(config, &clients)
 }
 
 /// The service as the cleanup function runs it: as delete's, and with multipart uploads (a purge
 /// aborts an upload in parts that was never completed).
 pub async fn cleanup_service(config: &Config) -> MediaService {
     let clients = AwsClients::from_config(config).await;
-    with_multipart(
-        with_cdn(
-            with_events(base(config, &clients), config, &clients),
-            config,
-            &clients,
-        ),
-        config,
-        &clients,
-    )
+    with_multipart(deleting(config, &clients), config, &clients)
 }
 
 /// The service over already-built clients, with every adapter the configuration names (the
 /// local runner and the tests, which run every use case on one service).
 pub fn with_clients(config: &Config, clients: &AwsClients) -> MediaService {
-    let service = with_events(base(config, clients), config, clients);
-    let service = with_multipart(with_cdn(service, config, clients), config, clients);
+    let service = with_multipart(deleting(config, clients), config, clients);
     with_bytes(service, config, clients)
+}
+
+fn publishing(config: &Config, clients: &AwsClients) -> MediaService {
+    with_events(base(config, clients), config, clients)
+}
+
+fn deleting(config: &Config, clients: &AwsClients) -> MediaService {
+    with_cdn(publishing(config, clients), config, clients)
 }
 
 fn with_bytes(service: MediaService, config: &Config, clients: &AwsClients) -> MediaService {
