@@ -63,6 +63,8 @@ impl MediaService {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        // Before anything is counted or stored: a service wired without a writer fails here.
+        let writer = self.writer()?;
         let window = self
             .count_presign(owner)
             .await?
@@ -78,11 +80,11 @@ impl MediaService {
         }
         // The records exist; a write that fails leaves its record pending, and cleanup expires it
         // (and gives its quota back) like any upload that never arrived.
-        futures_util::future::try_join_all(records.iter().zip(files).map(|(m, f)| async move {
-            self.writer()?
-                .put(&m.key, f.bytes, m.content_type.mime())
-                .await
-        }))
+        futures_util::future::try_join_all(
+            records.iter().zip(files).map(|(m, f)| async move {
+                writer.put(&m.key, f.bytes, m.content_type.mime()).await
+            }),
+        )
         .await?;
         self.metrics
             .count("server_upload_total", &[], records.len() as u64);

@@ -317,10 +317,11 @@ impl MediaService {
         let written: Vec<ObjectKey> = writes.iter().map(|(key, _, _)| key.clone()).collect();
         // All at once: the function is billed for the wall time, and S3 latency is most of it.
         // A failure fails the whole event, whose retry rewrites the same keys.
+        let writer = self.writer()?;
         futures_util::future::try_join_all(
-            writes.into_iter().map(|(key, bytes, mime)| async move {
-                self.writer()?.put(&key, bytes, mime).await
-            }),
+            writes
+                .into_iter()
+                .map(|(key, bytes, mime)| async move { writer.put(&key, bytes, mime).await }),
         )
         .await?;
 

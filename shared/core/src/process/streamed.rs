@@ -28,6 +28,7 @@ impl MediaService {
         started: Instant,
     ) -> Result<ProcessOutcome, ProcessError> {
         let (id, key) = (&media.id, &media.key);
+        let reader = self.reader()?;
         let Some(stat) = self.store.stat(key).await? else {
             warn!(media_id = %id, key = %key, outcome = "missing", "object vanished before processing");
             return Ok(ProcessOutcome::Missing {
@@ -44,7 +45,7 @@ impl MediaService {
         }
 
         let mut source = StoreSource::new(
-            Arc::clone(self.reader()?),
+            Arc::clone(reader),
             key.clone(),
             stat.etag.clone(),
             stat.size,
@@ -81,12 +82,10 @@ impl MediaService {
         // All at once: the copy happens inside S3, the hash and the scan stream through this
         // function.
         let (sha256, copied, scanned) = tokio::try_join!(
-            async {
-                Ok::<_, ProcessError>(self.reader()?.digest(key, &stat.etag, stat.size).await?)
-            },
+            async { Ok::<_, ProcessError>(reader.digest(key, &stat.etag, stat.size).await?) },
             async {
                 Ok::<_, ProcessError>(
-                    self.reader()?
+                    reader
                         .copy(key, &stat.etag, stat.size, &served, declared.served_mime())
                         .await?,
                 )
