@@ -56,9 +56,10 @@ template: venv
 	$(VENV)/bin/cfn-lint template.yaml
 	$(VENV)/bin/sam validate --lint --template template.yaml
 
-test: system venv lint template sam-build .tools/bin/s3s-fs $(ST_VENV)/.installed $(BROWSER)/node_modules/.installed
+# The builds run two at a time (scripts/test-builds.sh): sam build beside the lints and test builds.
+test: system venv template $(ST_VENV)/.installed $(BROWSER)/node_modules/.installed
+	MAKE=$(MAKE) scripts/test-builds.sh
 	scripts/with-emulator.sh cargo test --workspace --locked
-	cargo build --locked -p media-dev
 	scripts/with-emulator.sh scripts/schemathesis.sh
 	scripts/with-emulator.sh scripts/browser-tests.sh
 
