@@ -267,6 +267,11 @@ async fn large_objects_are_read_by_ranges_hashed_and_copied_only_as_the_version_
     assert_eq!(past.as_deref(), Some(&[][..]));
     let digest = s3.digest(&key, &etag, stat.size).await?.ok_or("changed")?;
     assert_eq!(digest, <[u8; 32]>::from(Sha256::digest(&bytes)));
+    // Copied to a scratch file and mapped, hashed on the way (large documents).
+    let spooled = s3.spool(&key, &etag, stat.size).await?.ok_or("changed")?;
+    assert_eq!(spooled.sha256, digest);
+    assert!((*spooled.bytes).as_ref() == bytes.as_slice());
+    drop(spooled);
 
     // Copied in parts (5 MiB here; 1 GiB parts over 5 GiB in production), byte for byte.
     let to = ObjectKey::from_raw("derivatives/large/original.mp4");
@@ -294,6 +299,7 @@ async fn large_objects_are_read_by_ranges_hashed_and_copied_only_as_the_version_
     put(&t, key.as_str(), b"other bytes".to_vec()).await?;
     assert_eq!(s3.read_range(&key, &etag, 0, 10).await?, None);
     assert_eq!(s3.digest(&key, &etag, stat.size).await?, None);
+    assert!(s3.spool(&key, &etag, stat.size).await?.is_none());
     let gone = ObjectKey::from_raw("derivatives/gone/original.mp4");
     assert!(!s3.copy(&key, &etag, stat.size, &gone, "video/mp4").await?);
     assert!(

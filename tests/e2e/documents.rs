@@ -3,6 +3,7 @@
 
 use e2e::{TestApp, TestResult, spawn_app, token};
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 
 /// A file of the document corpus (`tests/documents`, see its MANIFEST.tsv).
 fn document(name: &str) -> TestResult<Vec<u8>> {
@@ -188,5 +189,88 @@ async fn with_a_cdn_a_documents_original_stays_private_and_only_its_thumbnails_u
         thumbnail.starts_with("https://cdn.example.com/derivatives/"),
         "{thumbnail}"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn documents_over_the_in_memory_bound_are_read_through_a_scratch_file() -> TestResult {
+    // 4 KiB in memory: every document below is larger, so each is copied to a scratch file and
+    // mapped (a fetch of one whole would be refused at this bound).
+    let t = spawn_app(&[("MAX_FILE_SIZE", "4096")]).await?;
+    let docx = "application/vnd.openxmlformats-officedocument.wordprocessingml.document";
+
+    let file = "pdfjs-tracemonkey.pdf";
+    let pdf = process(&t, "alice", file, "application/pdf").await?;
+    assert_eq!(pdf["status"], "ready", "{pdf}");
+    assert_eq!(pdf["metadata"]["pages"], 14);
+    assert_eq!(
+        pdf["metadata"]["sha256"],
+        hex::encode(Sha256::digest(document(file)?))
+    );
+    // The first page rendered from the mapping.
+    let url = pdf["thumbnails"]["small"].as_str().ok_or("no thumbnail")?;
+    let (status, bytes) = t.download(url).await?;
+    assert_eq!(status, 200);
+    assert_eq!(image::load_from_memory(&bytes)?.height(), 150);
+    // The served copy, made inside S3, is the upload byte for byte.
+    let resp = reqwest::get(pdf["originalUrl"].as_str().ok_or("no original")?).await?;
+    assert_eq!(resp.headers()["content-type"], "application/pdf");
+    assert_eq!(resp.bytes().await?.to_vec(), document(file)?);
+
+    let archive = process(&t, "alice", "poi-sample.docx", docx).await?;
+    assert_eq!(
+        (&archive["status"], &archive["metadata"]["entries"]),
+        (&json!("ready"), &json!(19)),
+        "{archive}"
+    );
+    let csv = process(&t, "alice", "datasets-country-list.csv", "text/csv").await?;
+    assert_eq!(
+        (&csv["metadata"]["rows"], &csv["metadata"]["columns"]),
+        (&json!(250), &json!(2)),
+        "{csv}"
+    );
+
+    // The validators refuse from the mapping as they do from memory.
+    for (file, content_type, code) in [
+        ("pdfjs-js-authors.pdf", "application/pdf", "active_content"),
+        ("poi-SimpleMacro.docm", docx, "active_content"),
+        (
+            "gen-bomb-overlap.zip",
+            "application/zip",
+            "archive_too_large",
+        ),
+        (
+            "gen-polyglot-pdf-zip.pdf",
+            "application/pdf",
+            "type_mismatch",
+        ),
+    ] {
+        let media = process(&t, "bob", file, content_type).await?;
+        assert_eq!(media["rejection"]["code"], code, "{file}: {media}");
+    }
+    // A file larger than it was declared is refused for its size (it is not read whole).
+    let bytes = document("pdfjs-tracemonkey.pdf")?;
+    let presigned = t
+        .presign(
+            Some(&token("bob")),
+            &json!({"filename": "small.pdf", "contentType": "application/pdf", "size": 1000}),
+        )
+        .await?;
+    assert_eq!(presigned.status, 200, "{}", presigned.body);
+    let id = presigned.body["mediaId"].as_str().ok_or("no id")?;
+    let url = presigned.body["url"].as_str().ok_or("no url")?;
+    let mut put = reqwest::Client::new().put(url).body(bytes);
+    for (name, value) in presigned.body["headers"].as_object().ok_or("no headers")? {
+        // The emulator enforces no signed length; the client must not be told a false one.
+        if !name.eq_ignore_ascii_case("content-length") {
+            put = put.header(name, value.as_str().unwrap_or_default());
+        }
+    }
+    assert!(put.send().await?.status().is_success());
+    let media = t.wait_processed(&token("bob"), id).await?;
+    assert_eq!(media["rejection"]["code"], "size_mismatch", "{media}");
+    // Nothing of bob's refused files is left.
+    let left: Vec<String> = t.object_keys().await?;
+    assert!(left.iter().all(|k| !k.starts_with("uploads/")), "{left:?}");
     Ok(())
 }

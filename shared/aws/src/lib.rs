@@ -13,6 +13,7 @@ pub mod post_policy;
 mod s3;
 mod s3_multipart;
 mod s3_ranged;
+mod scratch;
 pub mod wire;
 
 pub use clamd::ClamdScanner;

@@ -8,7 +8,7 @@ use media_core::config::MAX_SINGLE_PUT;
 use media_core::domain::{ContentType, ObjectKey};
 use media_core::ports::{
     Fetched, ObjectReader, ObjectStat, ObjectStore, ObjectWriter, PresignedPost, PresignedRequest,
-    StoreError,
+    Spooled, StoreError,
 };
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
@@ -301,6 +301,15 @@ impl ObjectReader for S3ObjectStore {
         content_type: &str,
     ) -> Result<bool, StoreError> {
         self.copy_object(from, etag, size, to, content_type).await
+    }
+
+    async fn spool(
+        &self,
+        key: &ObjectKey,
+        etag: &str,
+        size: u64,
+    ) -> Result<Option<Spooled>, StoreError> {
+        self.spool_object(key, etag, size).await
     }
 
     async fn fetch(

@@ -4,12 +4,15 @@
 //! (`If-Match`, `x-amz-copy-source-if-match`), so all of them see the same bytes; an object
 //! deleted or replaced meanwhile answers `None`/`false`, never a mix of two uploads.
 
+use std::io::Write;
+use std::sync::Arc;
+
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, MetadataDirective};
 use futures_util::{StreamExt, TryStreamExt};
 use media_core::config::MAX_SINGLE_PUT;
 use media_core::domain::ObjectKey;
-use media_core::ports::{ObjectStat, StoreError};
+use media_core::ports::{ObjectStat, Spooled, StoreError};
 use sha2::{Digest, Sha256};
 
 use crate::s3::S3ObjectStore;
@@ -126,6 +129,41 @@ impl S3ObjectStore {
         etag: &str,
         size: u64,
     ) -> Result<Option<[u8; 32]>, StoreError> {
+        self.hash_chunks(key, etag, size, |_| Ok(())).await
+    }
+
+    /// The object copied to a scratch file as it is hashed, then mapped (see [`crate::scratch`]).
+    pub(crate) async fn spool_object(
+        &self,
+        key: &ObjectKey,
+        etag: &str,
+        size: u64,
+    ) -> Result<Option<Spooled>, StoreError> {
+        let failed = |e: std::io::Error| store_err("copy an object to a scratch file", e);
+        let mut file = crate::scratch::scratch().map_err(failed)?;
+        // Blocking writes of one chunk at a time, into the page cache: a few milliseconds each.
+        let hashed = self
+            .hash_chunks(key, etag, size, |chunk| file.write_all(chunk))
+            .await?;
+        let Some(sha256) = hashed else {
+            return Ok(None);
+        };
+        let bytes = crate::scratch::map(file).map_err(failed)?;
+        Ok(Some(Spooled {
+            bytes: Arc::new(bytes),
+            sha256,
+        }))
+    }
+
+    /// The SHA-256 of the object's version `etag`, each chunk handed to `sink` in order as it is
+    /// hashed. `None` if the object changed or went meanwhile.
+    async fn hash_chunks(
+        &self,
+        key: &ObjectKey,
+        etag: &str,
+        size: u64,
+        mut sink: impl FnMut(&[u8]) -> std::io::Result<()>,
+    ) -> Result<Option<[u8; 32]>, StoreError> {
         // The caller's HEAD gave the size; every range carries `If-Match`, so a changed object
         // answers `None` without a HEAD of its own.
         let ranges = (0..size.div_ceil(DIGEST_CHUNK)).map(|i| {
@@ -143,6 +181,7 @@ impl S3ObjectStore {
             };
             hashed += chunk.len() as u64;
             hasher.update(&chunk);
+            sink(&chunk).map_err(|e| store_err("copy an object to a scratch file", e))?;
         }
         if hashed != size {
             // Shorter than its HEAD said: it changed under us after all.

@@ -18,7 +18,7 @@ use serde_json::{Map, Value, json};
 use crate::domain::{ContentType, ObjectKey};
 use crate::ports::{
     Fetched, ObjectReader, ObjectStat, ObjectStore, ObjectWriter, PresignedPost, PresignedRequest,
-    StoreError,
+    Spooled, StoreError,
 };
 
 /// The unit of a metric, as EMF names it.
@@ -320,6 +320,16 @@ impl ObjectReader for Metered<dyn ObjectReader> {
     ) -> Result<bool, StoreError> {
         let r = self.inner.copy(from, etag, size, to, content_type).await;
         self.note("copy", r)
+    }
+
+    async fn spool(
+        &self,
+        key: &ObjectKey,
+        etag: &str,
+        size: u64,
+    ) -> Result<Option<Spooled>, StoreError> {
+        let r = self.inner.spool(key, etag, size).await;
+        self.note("get", r)
     }
 
     async fn fetch(

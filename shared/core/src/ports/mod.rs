@@ -3,6 +3,7 @@
 //! image pipeline (crate `media-pipeline`) the last.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -93,6 +94,25 @@ pub enum Fetched {
     TooLarge(u64),
 }
 
+/// An object copied out of storage for parsers that read it at random: its bytes, held outside
+/// the heap (a private scratch file mapped read-only, in Lambda's `/tmp`), and their SHA-256,
+/// hashed as they arrived.
+pub struct Spooled {
+    /// The bytes.
+    pub bytes: Arc<dyn AsRef<[u8]> + Send + Sync>,
+    /// SHA-256 of `bytes`.
+    pub sha256: [u8; 32],
+}
+
+impl std::fmt::Debug for Spooled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Spooled")
+            .field("len", &(*self.bytes).as_ref().len())
+            .field("sha256", &hex::encode(self.sha256))
+            .finish()
+    }
+}
+
 /// Object storage: where originals and derivatives live.
 #[async_trait]
 pub trait ObjectStore: Send + Sync {
@@ -179,6 +199,15 @@ pub trait ObjectReader: Send + Sync {
         to: &ObjectKey,
         content_type: &str,
     ) -> Result<bool, StoreError>;
+    /// The object's version `etag` (of `size` bytes) copied to a scratch file, never held whole
+    /// in memory, for parsers that need all of it at random (documents over the in-memory
+    /// bound). `None` if the object is gone or holds other bytes now.
+    async fn spool(
+        &self,
+        key: &ObjectKey,
+        etag: &str,
+        size: u64,
+    ) -> Result<Option<Spooled>, StoreError>;
     /// The whole object if it is at most `max_bytes` long; with `if_match`, only that version
     /// of it (another is [`Fetched::Missing`]).
     async fn fetch(

@@ -1,6 +1,7 @@
 //! Process: validates and decodes one uploaded object through the image processor, writes the
 //! derivatives, and moves the record `pending` -> `ready` or `rejected`. Video and audio, files
-//! of up to gigabytes, take their own path ([`streamed`]): read by ranges, never whole.
+//! of up to gigabytes, take their own path ([`streamed`]): read by ranges, never whole; documents
+//! over the in-memory bound are copied to a scratch file ([`spooled`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,17 +12,21 @@ use time::OffsetDateTime;
 use tracing::{info, warn};
 
 use crate::domain::{
-    ContentType, Media, MediaId, MediaMetadata, MediaStatus, ObjectKey, Rejection, RejectionCode,
-    StoredDerivative,
+    ContentType, Media, MediaId, MediaKind, MediaMetadata, MediaStatus, ObjectKey, Rejection,
+    RejectionCode, StoredDerivative,
 };
 use crate::metrics::Unit;
 use crate::notify::Change;
-use crate::ports::{Fetched, PublishError, RepoError, StoreError, Timings, Transition};
+use crate::ports::{
+    Fetched, ImageProcessor, Processed, PublishError, RepoError, StoreError, Thumbnail, Timings,
+    Transition,
+};
 use crate::scanning::MalwareScanner;
 use crate::service::{FlushOnDrop, MediaService};
 
 mod scan;
 mod scanned;
+mod spooled;
 mod streamed;
 
 pub use scanned::ScanResult;
@@ -130,6 +135,9 @@ fn size_rejection(media: &Media, size: u64, limit: u64) -> Option<Rejection> {
     })
 }
 
+/// An object to write: its key, bytes and content type.
+type Write = (ObjectKey, Vec<u8>, &'static str);
+
 /// What a run made, for [`MediaService::finish_ready`] to record.
 struct Made {
     /// The copy the original's URL serves.
@@ -211,11 +219,20 @@ impl MediaService {
                 .process_streamed(&media, processor, gate, started)
                 .await;
         }
+        // Held in memory up to the image limit: a larger document is copied to a scratch file
+        // instead, and one declared smaller that is larger is refused for its size unread.
+        if media.kind() != MediaKind::Image && media.size > self.config.max_file_size {
+            return self.process_spooled(&media, processor, gate, started).await;
+        }
         let limit = self.config.max_size(media.kind());
         let if_match = gate.if_match();
         let (bytes, sha256) = match self
             .reader()?
-            .fetch(key, if_match.as_deref(), limit)
+            .fetch(
+                key,
+                if_match.as_deref(),
+                limit.min(self.config.max_file_size),
+            )
             .await?
         {
             Fetched::Bytes { bytes, sha256 } => (bytes, sha256),
@@ -233,73 +250,19 @@ impl MediaService {
         if let Some(r) = size_rejection(&media, bytes.len() as u64, limit) {
             return self.reject(&media, r, started).await;
         }
-        // The pipeline and the scan at once: the scan's time hides behind the decode. A file
-        // the pipeline refuses is refused at once, its scan dropped (a hostile file can cost a
-        // scanner far more than it costs the pipeline: clamd spends 23 s on a 1 MB JPEG that
-        // claims giant dimensions, which the pipeline refuses in a millisecond).
         let bytes = Arc::new(bytes);
-        let processor = Arc::clone(processor);
-        let declared = media.content_type;
-        let extension = key.as_str().rsplit_once('.').map(|(_, e)| e.to_owned());
-        let span = tracing::Span::current();
-        let shared = Arc::clone(&bytes);
-        let pipeline = tokio::task::spawn_blocking(move || {
-            span.in_scope(|| processor.process(&shared, sha256, declared, extension.as_deref()))
-        });
-        let (processed, verdict) = {
-            let scan = async {
-                if matches!(gate, Gate::Scan) {
-                    self.scan_bytes(&media, &bytes).await
-                } else {
-                    Ok(None)
-                }
-            };
-            tokio::pin!(pipeline, scan);
-            let mut scanned = None;
-            let result = loop {
-                tokio::select! {
-                    done = &mut pipeline => break done.map_err(ProcessError::Task)?,
-                    verdict = &mut scan, if scanned.is_none() => scanned = Some(verdict),
-                }
-            };
-            let processed = match result {
-                Ok(p) => p,
-                Err(rejection) => return self.reject(&media, rejection, started).await,
-            };
-            let verdict = match scanned {
-                Some(v) => v,
-                None => scan.await,
-            };
-            (processed, verdict)
+        let processed = match self
+            .validate_and_scan(&media, processor, gate, &bytes, sha256)
+            .await?
+        {
+            Ok(processed) => processed,
+            Err(rejection) => return self.reject(&media, rejection, started).await,
         };
-        if let Some(r) = verdict? {
-            return self.reject(&media, r, started).await;
-        }
         // Both are done with the bytes: no copy is made here.
         let bytes = Arc::try_unwrap(bytes).unwrap_or_else(|shared| (*shared).clone());
 
         let timings = processed.timings;
-        let mut derivatives = BTreeMap::new();
-        let mut writes = Vec::new();
-        for thumb in processed.thumbnails {
-            let key = ObjectKey::derivative(
-                &self.config.derivatives_prefix,
-                &id,
-                &thumb.name,
-                thumb.format.extension(),
-            );
-            derivatives.insert(
-                thumb.name,
-                StoredDerivative {
-                    key: key.clone(),
-                    width: thumb.width,
-                    height: thumb.height,
-                    size: thumb.bytes.len() as u64,
-                    content_type: thumb.format.mime().into(),
-                },
-            );
-            writes.push((key, thumb.bytes, thumb.format.mime()));
-        }
+        let (derivatives, mut writes) = self.thumbnail_writes(&id, processed.thumbnails);
         // The validated bytes (or their smaller WebP conversion), outside the upload prefix, are
         // what the original's URL serves.
         let (served_bytes, served_type) = match processed.original_webp {
@@ -315,15 +278,7 @@ impl MediaService {
         let served_size = served_bytes.len() as u64;
         writes.push((served.clone(), served_bytes, served_type.served_mime()));
         let written: Vec<ObjectKey> = writes.iter().map(|(key, _, _)| key.clone()).collect();
-        // All at once: the function is billed for the wall time, and S3 latency is most of it.
-        // A failure fails the whole event, whose retry rewrites the same keys.
-        let writer = self.writer()?;
-        futures_util::future::try_join_all(
-            writes
-                .into_iter()
-                .map(|(key, bytes, mime)| async move { writer.put(&key, bytes, mime).await }),
-        )
-        .await?;
+        self.put_all(writes).await?;
 
         self.finish_ready(
             &media,
@@ -341,6 +296,105 @@ impl MediaService {
             started,
         )
         .await
+    }
+
+    /// The pipeline and the scan at once: the scan's time hides behind the decode. A file the
+    /// pipeline refuses is refused at once, its scan dropped (a hostile file can cost a scanner
+    /// far more than it costs the pipeline: clamd spends 23 s on a 1 MB JPEG that claims giant
+    /// dimensions, which the pipeline refuses in a millisecond). Both are done with `bytes` when
+    /// this returns.
+    async fn validate_and_scan<B: AsRef<[u8]> + Send + Sync + ?Sized + 'static>(
+        &self,
+        media: &Media,
+        processor: &Arc<dyn ImageProcessor>,
+        gate: &Gate,
+        bytes: &Arc<B>,
+        sha256: [u8; 32],
+    ) -> Result<Result<Processed, Rejection>, ProcessError> {
+        let processor = Arc::clone(processor);
+        let declared = media.content_type;
+        let extension = media
+            .key
+            .as_str()
+            .rsplit_once('.')
+            .map(|(_, e)| e.to_owned());
+        let span = tracing::Span::current();
+        let shared = Arc::clone(bytes);
+        let pipeline = tokio::task::spawn_blocking(move || {
+            span.in_scope(|| {
+                processor.process((*shared).as_ref(), sha256, declared, extension.as_deref())
+            })
+        });
+        let scan = async {
+            if matches!(gate, Gate::Scan) {
+                self.scan_bytes(media, (**bytes).as_ref()).await
+            } else {
+                Ok(None)
+            }
+        };
+        tokio::pin!(pipeline, scan);
+        let mut scanned = None;
+        let result = loop {
+            tokio::select! {
+                done = &mut pipeline => break done.map_err(ProcessError::Task)?,
+                verdict = &mut scan, if scanned.is_none() => scanned = Some(verdict),
+            }
+        };
+        let processed = match result {
+            Ok(p) => p,
+            Err(rejection) => return Ok(Err(rejection)),
+        };
+        let verdict = match scanned {
+            Some(v) => v,
+            None => scan.await,
+        };
+        Ok(match verdict? {
+            Some(rejection) => Err(rejection),
+            None => Ok(processed),
+        })
+    }
+
+    /// Where each thumbnail is stored, and the writes that store them.
+    fn thumbnail_writes(
+        &self,
+        id: &MediaId,
+        thumbnails: Vec<Thumbnail>,
+    ) -> (BTreeMap<String, StoredDerivative>, Vec<Write>) {
+        let mut derivatives = BTreeMap::new();
+        let mut writes = Vec::new();
+        for thumb in thumbnails {
+            let key = ObjectKey::derivative(
+                &self.config.derivatives_prefix,
+                id,
+                &thumb.name,
+                thumb.format.extension(),
+            );
+            derivatives.insert(
+                thumb.name,
+                StoredDerivative {
+                    key: key.clone(),
+                    width: thumb.width,
+                    height: thumb.height,
+                    size: thumb.bytes.len() as u64,
+                    content_type: thumb.format.mime().into(),
+                },
+            );
+            writes.push((key, thumb.bytes, thumb.format.mime()));
+        }
+        (derivatives, writes)
+    }
+
+    /// All the writes at once: the function is billed for the wall time, and S3 latency is most
+    /// of it. A failure fails the whole event, whose retry rewrites the same keys.
+    async fn put_all(&self, writes: Vec<Write>) -> Result<(), ProcessError> {
+        let writer = self.writer()?;
+        futures_util::future::try_join_all(
+            writes
+                .into_iter()
+                .map(|(key, bytes, mime)| async move { writer.put(&key, bytes, mime).await }),
+        )
+        .await?;
+        Ok(())
     }
 
     /// Records a run's result: `pending` -> `ready`, or, when the record changed meanwhile,

@@ -135,7 +135,7 @@ impl MediaService {
 
     /// The object was deleted or replaced while it was read: a replacement brings its own event
     /// (the record is still pending), a deletion needs nothing more.
-    fn changed(&self, media: &Media) -> ProcessOutcome {
+    pub(super) fn changed(&self, media: &Media) -> ProcessOutcome {
         warn!(media_id = %media.id, key = %media.key, outcome = "missing", "object changed while it was processed");
         ProcessOutcome::Missing {
             media_id: media.id.clone(),
