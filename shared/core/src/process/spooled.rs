@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use tracing::{info, warn};
+use tracing::info;
 
 use super::{Gate, Made, ProcessError, ProcessOutcome};
 use crate::domain::{Media, ObjectKey};
@@ -26,20 +26,10 @@ impl MediaService {
     ) -> Result<ProcessOutcome, ProcessError> {
         let (id, key) = (&media.id, &media.key);
         let reader = self.reader()?;
-        let Some(stat) = self.store.stat(key).await? else {
-            warn!(media_id = %id, key = %key, outcome = "missing", "object vanished before processing");
-            return Ok(ProcessOutcome::Missing {
-                media_id: id.clone(),
-            });
+        let stat = match self.stat_upload(media, gate, started).await? {
+            Ok(stat) => stat,
+            Err(outcome) => return Ok(outcome),
         };
-        if gate.if_match().is_some_and(|scanned| scanned != stat.etag) {
-            // Replaced since it was scanned: the new version's verdict comes on its own.
-            return Ok(self.changed(media));
-        }
-        let limit = self.config.max_size(media.kind());
-        if let Some(r) = super::size_rejection(media, stat.size, limit) {
-            return self.reject(media, r, started).await;
-        }
         let copying = Instant::now();
         let Some(spooled) = reader.spool(key, &stat.etag, stat.size).await? else {
             return Ok(self.changed(media));

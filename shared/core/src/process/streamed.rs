@@ -10,7 +10,7 @@ use tracing::{info, warn};
 
 use super::{Gate, Made, ProcessError, ProcessOutcome};
 use crate::domain::{Media, MediaMetadata, ObjectKey};
-use crate::ports::{ImageProcessor, ObjectReader, RangeSource, StoreError, Timings};
+use crate::ports::{ImageProcessor, ObjectReader, ObjectStat, RangeSource, StoreError, Timings};
 use crate::service::MediaService;
 
 /// Bytes fetched at least per ranged read while probing: the parsers read box and element
@@ -29,20 +29,10 @@ impl MediaService {
     ) -> Result<ProcessOutcome, ProcessError> {
         let (id, key) = (&media.id, &media.key);
         let reader = self.reader()?;
-        let Some(stat) = self.store.stat(key).await? else {
-            warn!(media_id = %id, key = %key, outcome = "missing", "object vanished before processing");
-            return Ok(ProcessOutcome::Missing {
-                media_id: id.clone(),
-            });
+        let stat = match self.stat_upload(media, gate, started).await? {
+            Ok(stat) => stat,
+            Err(outcome) => return Ok(outcome),
         };
-        if gate.if_match().is_some_and(|scanned| scanned != stat.etag) {
-            // Replaced since it was scanned: the new version's verdict comes on its own.
-            return Ok(self.changed(media));
-        }
-        let limit = self.config.max_size(media.kind());
-        if let Some(r) = super::size_rejection(media, stat.size, limit) {
-            return self.reject(media, r, started).await;
-        }
 
         let mut source = StoreSource::new(
             Arc::clone(reader),
@@ -131,6 +121,32 @@ impl MediaService {
             started,
         )
         .await
+    }
+
+    /// The upload's size and ETag, for the paths that read it by ranges; `Err` with the outcome
+    /// when it is gone, was replaced since its scan, or is refused for its size.
+    pub(super) async fn stat_upload(
+        &self,
+        media: &Media,
+        gate: &Gate,
+        started: Instant,
+    ) -> Result<Result<ObjectStat, ProcessOutcome>, ProcessError> {
+        let (id, key) = (&media.id, &media.key);
+        let Some(stat) = self.store.stat(key).await? else {
+            warn!(media_id = %id, key = %key, outcome = "missing", "object vanished before processing");
+            return Ok(Err(ProcessOutcome::Missing {
+                media_id: id.clone(),
+            }));
+        };
+        if gate.if_match().is_some_and(|scanned| scanned != stat.etag) {
+            // Replaced since it was scanned: the new version's verdict comes on its own.
+            return Ok(Err(self.changed(media)));
+        }
+        let limit = self.config.max_size(media.kind());
+        if let Some(r) = super::size_rejection(media, stat.size, limit) {
+            return self.reject(media, r, started).await.map(Err);
+        }
+        Ok(Ok(stat))
     }
 
     /// The object was deleted or replaced while it was read: a replacement brings its own event
