@@ -194,9 +194,10 @@ async fn with_a_cdn_a_documents_original_stays_private_and_only_its_thumbnails_u
 
 #[tokio::test]
 async fn documents_over_the_in_memory_bound_are_read_through_a_scratch_file() -> TestResult {
-    // 4 KiB in memory: every document below is larger, so each is copied to a scratch file and
-    // mapped (a fetch of one whole would be refused at this bound).
-    let t = spawn_app(&[("MAX_FILE_SIZE", "4096")]).await?;
+    // 4,000 bytes in memory: every document below is larger (the CSV, the smallest, is 4,048
+    // bytes), so each is copied to a scratch file and mapped (a fetch of one whole would be
+    // refused at this bound).
+    let t = spawn_app(&[("MAX_FILE_SIZE", "4000")]).await?;
     let docx = "application/vnd.openxmlformats-officedocument.wordprocessingml.document";
 
     let file = "pdfjs-tracemonkey.pdf";
