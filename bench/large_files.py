@@ -208,6 +208,8 @@ def run(bootstrap, event, s3_endpoint, extra_env):
     kind, body = rt.answer
     if kind != "response":
         raise SystemExit(f"the function failed: {body}")
+    if os.environ.get("BENCH_VERBOSE"):
+        print(body, b"".join(logs).decode(errors="replace")[-3000:])
     marks = ("read a large file", "read a large document through a scratch file")
     line = next((l.decode() for l in logs if any(m.encode() in l for m in marks)), "")
     line = re.sub(r"\x1b\[[0-9;]*m", "", line)

@@ -1,6 +1,7 @@
 //! The one place that builds the SDK clients, from the environment Lambda gives a function (not
 //! through `aws-config`: see [`environment`]). `AWS_ENDPOINT_URL` (the SDK's own variable) points
-//! them at an emulator.
+//! them at an emulator, and `AWS_ENDPOINT_URL_S3` (and the other services' own) one of them
+//! elsewhere.
 
 use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider, future};
@@ -20,19 +21,34 @@ pub struct AwsClients {
     pub dynamodb: aws_sdk_dynamodb::Client,
     /// The shared SDK configuration (for other clients, such as SQS in the local runner).
     pub sdk_config: SdkConfig,
+    /// The services' own endpoints (`AWS_ENDPOINT_URL_<SERVICE>`), for the clients built later.
+    service_endpoints: Vec<(&'static str, String)>,
 }
 
 impl AwsClients {
     /// A CloudFront client on the same configuration. Built on demand: only cleanup invalidates,
     /// and a client built here is code linked into every function.
     pub fn cloudfront(&self) -> aws_sdk_cloudfront::Client {
-        aws_sdk_cloudfront::Client::new(&self.sdk_config)
+        let mut config = aws_sdk_cloudfront::config::Builder::from(&self.sdk_config);
+        if let Some(url) = self.endpoint_of("CLOUDFRONT") {
+            config.set_endpoint_url(Some(url));
+        }
+        aws_sdk_cloudfront::Client::from_conf(config.build())
     }
 
     /// An EventBridge client on the same configuration, built on demand like CloudFront's: only
     /// the functions that change a media's state publish.
     pub fn eventbridge(&self) -> aws_sdk_eventbridge::Client {
-        aws_sdk_eventbridge::Client::new(&self.sdk_config)
+        let mut config = aws_sdk_eventbridge::config::Builder::from(&self.sdk_config);
+        if let Some(url) = self.endpoint_of("EVENTBRIDGE") {
+            config.set_endpoint_url(Some(url));
+        }
+        aws_sdk_eventbridge::Client::from_conf(config.build())
+    }
+
+    /// The endpoint `AWS_ENDPOINT_URL_<service>` gave, if any (else the shared one applies).
+    fn endpoint_of(&self, service: &str) -> Option<String> {
+        endpoint_of(&self.service_endpoints, service)
     }
 
     /// The clients as a function builds them at cold start, from what Lambda puts in the
@@ -58,6 +74,7 @@ impl AwsClients {
                 access_key, secret_key, None, None, "local",
             )),
             endpoint_url: Some(endpoint.to_owned()),
+            service_endpoints: Vec::new(),
             use_fips: false,
             use_dual_stack: false,
         };
@@ -85,18 +102,37 @@ impl AwsClients {
             .use_dual_stack(settings.use_dual_stack);
         sdk_config.set_endpoint_url(settings.endpoint_url);
         let sdk_config = sdk_config.build();
-        let s3_config = aws_sdk_s3::config::Builder::from(&sdk_config)
+        let endpoints = settings.service_endpoints;
+        let mut s3_config = aws_sdk_s3::config::Builder::from(&sdk_config);
+        // Only over the shared endpoint: `None` here would erase it.
+        if let Some(url) = endpoint_of(&endpoints, "S3") {
+            s3_config.set_endpoint_url(Some(url));
+        }
+        let s3_config = s3_config
             .force_path_style(force_path_style)
             // Without this, presigned PUT URLs carry a checksum of an empty body and uploads fail.
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
             .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
             .build();
+        let mut dynamodb_config = aws_sdk_dynamodb::config::Builder::from(&sdk_config);
+        if let Some(url) = endpoint_of(&endpoints, "DYNAMODB") {
+            dynamodb_config.set_endpoint_url(Some(url));
+        }
         Self {
             s3: aws_sdk_s3::Client::from_conf(s3_config),
-            dynamodb: aws_sdk_dynamodb::Client::new(&sdk_config),
+            dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb_config.build()),
             sdk_config,
+            service_endpoints: endpoints,
         }
     }
+}
+
+/// `service`'s own endpoint among `endpoints`.
+fn endpoint_of(endpoints: &[(&'static str, String)], service: &str) -> Option<String> {
+    endpoints
+        .iter()
+        .find(|(name, _)| *name == service)
+        .map(|(_, url)| url.clone())
 }
 
 /// What the SDK clients are built from.
@@ -108,6 +144,9 @@ pub struct Settings {
     pub credentials: Option<Credentials>,
     /// Another endpoint than AWS's (an emulator).
     pub endpoint_url: Option<String>,
+    /// One service's own endpoint, over `endpoint_url`: (`S3`, `DYNAMODB`, `EVENTBRIDGE` or
+    /// `CLOUDFRONT`, its URL).
+    pub service_endpoints: Vec<(&'static str, String)>,
     /// FIPS endpoints.
     pub use_fips: bool,
     /// Dual-stack endpoints.
@@ -123,7 +162,8 @@ pub struct Settings {
 /// - the region: `AWS_REGION`, else `AWS_DEFAULT_REGION`;
 /// - the credentials: `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`, which
 ///   Lambda sets from the function's role for the life of the execution environment;
-/// - `AWS_ENDPOINT_URL` (unless `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS` is `true`),
+/// - `AWS_ENDPOINT_URL` and the services' own `AWS_ENDPOINT_URL_S3`, `_DYNAMODB`, `_EVENTBRIDGE`
+///   and `_CLOUDFRONT` (unless `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS` is `true`),
 ///   `AWS_USE_FIPS_ENDPOINT` and `AWS_USE_DUALSTACK_ENDPOINT`.
 ///
 /// Retries are the SDK's standard mode (3 attempts), as `aws-config` sets them.
@@ -139,11 +179,17 @@ pub fn environment(env: impl Fn(&str) -> Option<String>) -> Settings {
         )),
         _ => None,
     };
+    let ignore_endpoints = flag("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS");
+    let service_endpoints = ["S3", "DYNAMODB", "EVENTBRIDGE", "CLOUDFRONT"]
+        .into_iter()
+        .filter(|_| !ignore_endpoints)
+        .filter_map(|service| Some((service, env(&format!("AWS_ENDPOINT_URL_{service}"))?)))
+        .collect();
     Settings {
         region: env("AWS_REGION").or_else(|| env("AWS_DEFAULT_REGION")),
         credentials,
-        endpoint_url: env("AWS_ENDPOINT_URL")
-            .filter(|_| !flag("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")),
+        endpoint_url: env("AWS_ENDPOINT_URL").filter(|_| !ignore_endpoints),
+        service_endpoints,
         use_fips: flag("AWS_USE_FIPS_ENDPOINT"),
         use_dual_stack: flag("AWS_USE_DUALSTACK_ENDPOINT"),
     }
@@ -211,14 +257,75 @@ mod tests {
         assert_eq!(s.credentials, None);
         assert_eq!(s.endpoint_url.as_deref(), Some("http://127.0.0.1:5000"));
         assert!(s.use_fips && !s.use_dual_stack);
+        assert_eq!(s.service_endpoints, []);
+
+        // A service's own endpoint, beside the shared one.
+        let s = settings(&[
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000"),
+            ("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:6000"),
+        ]);
+        assert_eq!(
+            s.service_endpoints,
+            [("S3", "http://127.0.0.1:6000".to_owned())]
+        );
 
         let s = settings(&[
             ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000"),
+            ("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:6000"),
             ("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true"),
             ("AWS_REGION", ""),
         ]);
         assert_eq!(s.endpoint_url, None);
+        assert_eq!(s.service_endpoints, []);
         assert_eq!(s.region, None);
+    }
+
+    /// The first request line a client sends to `listener`, answered with an empty `200`.
+    async fn first_request(listener: &tokio::net::TcpListener) -> String {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        let accepted = tokio::time::timeout(std::time::Duration::from_secs(10), listener.accept());
+        let Ok(Ok((stream, _))) = accepted.await else {
+            return String::from("no request");
+        };
+        let mut stream = BufReader::new(stream);
+        let mut line = String::new();
+        let _ = stream.read_line(&mut line).await;
+        let _ = stream
+            .get_mut()
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+            .await;
+        line.trim_end().to_owned()
+    }
+
+    #[tokio::test]
+    async fn a_services_own_endpoint_overrides_the_shared_one_for_that_service_only() {
+        let shared = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bound");
+        let own = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bound");
+        let url =
+            |l: &tokio::net::TcpListener| format!("http://{}", l.local_addr().expect("an address"));
+        let clients = AwsClients::with(
+            settings(&[
+                ("AWS_REGION", "us-east-1"),
+                ("AWS_ACCESS_KEY_ID", "test"),
+                ("AWS_SECRET_ACCESS_KEY", "test"),
+                ("AWS_ENDPOINT_URL", &url(&shared)),
+                ("AWS_ENDPOINT_URL_S3", &url(&own)),
+            ]),
+            true,
+        );
+        let s3 = clients.s3.clone();
+        let call = tokio::spawn(async move { s3.head_bucket().bucket("media").send().await });
+        assert_eq!(first_request(&own).await, "HEAD /media/ HTTP/1.1");
+        let _ = call.await;
+        // DynamoDB keeps the shared endpoint.
+        let dynamodb = clients.dynamodb.clone();
+        let call = tokio::spawn(async move { dynamodb.list_tables().send().await });
+        assert_eq!(first_request(&shared).await, "POST / HTTP/1.1");
+        let _ = call.await;
     }
 
     #[tokio::test]
