@@ -153,18 +153,11 @@ def pending_upload(s3, path, size, filename, content_type):
     return media_id, event
 
 
-def peak_rss_kib(pid):
+def status_kib(pid, field):
+    """A kibibyte figure of /proc/<pid>/status (`VmHWM`, `RssAnon`), 0 if absent."""
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return None
-
-
-def anon_rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("RssAnon:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1])
     return 0
 
@@ -191,7 +184,7 @@ def run(bootstrap, event, s3_endpoint, extra_env):
     def sample():
         while not rt.finished.is_set():
             try:
-                heap[0] = max(heap[0], anon_rss_kib(proc.pid))
+                heap[0] = max(heap[0], status_kib(proc.pid, "RssAnon"))
             except OSError:
                 return
             time.sleep(0.01)
@@ -200,7 +193,7 @@ def run(bootstrap, event, s3_endpoint, extra_env):
     try:
         if not rt.finished.wait(1800):
             raise SystemExit("the function never answered")
-        peak = peak_rss_kib(proc.pid)
+        peak = status_kib(proc.pid, "VmHWM")
     finally:
         proc.kill()
         proc.wait()
