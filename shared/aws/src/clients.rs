@@ -29,26 +29,18 @@ impl AwsClients {
     /// A CloudFront client on the same configuration. Built on demand: only cleanup invalidates,
     /// and a client built here is code linked into every function.
     pub fn cloudfront(&self) -> aws_sdk_cloudfront::Client {
-        let mut config = aws_sdk_cloudfront::config::Builder::from(&self.sdk_config);
-        if let Some(url) = self.endpoint_of("CLOUDFRONT") {
-            config.set_endpoint_url(Some(url));
-        }
-        aws_sdk_cloudfront::Client::from_conf(config.build())
+        aws_sdk_cloudfront::Client::new(&self.config_for("CLOUDFRONT"))
     }
 
     /// An EventBridge client on the same configuration, built on demand like CloudFront's: only
     /// the functions that change a media's state publish.
     pub fn eventbridge(&self) -> aws_sdk_eventbridge::Client {
-        let mut config = aws_sdk_eventbridge::config::Builder::from(&self.sdk_config);
-        if let Some(url) = self.endpoint_of("EVENTBRIDGE") {
-            config.set_endpoint_url(Some(url));
-        }
-        aws_sdk_eventbridge::Client::from_conf(config.build())
+        aws_sdk_eventbridge::Client::new(&self.config_for("EVENTBRIDGE"))
     }
 
-    /// The endpoint `AWS_ENDPOINT_URL_<service>` gave, if any (else the shared one applies).
-    fn endpoint_of(&self, service: &str) -> Option<String> {
-        endpoint_of(&self.service_endpoints, service)
+    /// The shared configuration, with `service`'s own endpoint if it has one.
+    fn config_for(&self, service: &str) -> SdkConfig {
+        config_for(&self.sdk_config, &self.service_endpoints, service)
     }
 
     /// The clients as a function builds them at cold start, from what Lambda puts in the
@@ -103,36 +95,37 @@ impl AwsClients {
         sdk_config.set_endpoint_url(settings.endpoint_url);
         let sdk_config = sdk_config.build();
         let endpoints = settings.service_endpoints;
-        let mut s3_config = aws_sdk_s3::config::Builder::from(&sdk_config);
-        // Only over the shared endpoint: `None` here would erase it.
-        if let Some(url) = endpoint_of(&endpoints, "S3") {
-            s3_config.set_endpoint_url(Some(url));
-        }
-        let s3_config = s3_config
-            .force_path_style(force_path_style)
-            // Without this, presigned PUT URLs carry a checksum of an empty body and uploads fail.
-            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
-            .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
-            .build();
-        let mut dynamodb_config = aws_sdk_dynamodb::config::Builder::from(&sdk_config);
-        if let Some(url) = endpoint_of(&endpoints, "DYNAMODB") {
-            dynamodb_config.set_endpoint_url(Some(url));
-        }
+        let s3_config =
+            aws_sdk_s3::config::Builder::from(&config_for(&sdk_config, &endpoints, "S3"))
+                .force_path_style(force_path_style)
+                // Without this, presigned PUT URLs carry a checksum of an empty body and uploads fail.
+                .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+                .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+                .build();
         Self {
             s3: aws_sdk_s3::Client::from_conf(s3_config),
-            dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb_config.build()),
+            dynamodb: aws_sdk_dynamodb::Client::new(&config_for(
+                &sdk_config,
+                &endpoints,
+                "DYNAMODB",
+            )),
             sdk_config,
             service_endpoints: endpoints,
         }
     }
 }
 
-/// `service`'s own endpoint among `endpoints`.
-fn endpoint_of(endpoints: &[(&'static str, String)], service: &str) -> Option<String> {
-    endpoints
-        .iter()
-        .find(|(name, _)| *name == service)
-        .map(|(_, url)| url.clone())
+/// `shared`, with `service`'s own endpoint among `endpoints` in place of the shared one if it has
+/// one.
+fn config_for(
+    shared: &SdkConfig,
+    endpoints: &[(&'static str, String)],
+    service: &str,
+) -> SdkConfig {
+    match endpoints.iter().find(|(name, _)| *name == service) {
+        Some((_, url)) => shared.to_builder().endpoint_url(url).build(),
+        None => shared.clone(),
+    }
 }
 
 /// What the SDK clients are built from.
