@@ -143,7 +143,9 @@ impl S3ObjectStore {
         let mut file = crate::scratch::scratch().map_err(failed)?;
         // Blocking writes of one chunk at a time, into the page cache: a few milliseconds each.
         let hashed = self
-            .hash_chunks(key, etag, size, |chunk| file.write_all(chunk))
+            .hash_chunks(key, etag, size, |chunk| {
+                file.write_all(chunk).map_err(failed)
+            })
             .await?;
         let Some(sha256) = hashed else {
             return Ok(None);
@@ -162,7 +164,7 @@ impl S3ObjectStore {
         key: &ObjectKey,
         etag: &str,
         size: u64,
-        mut sink: impl FnMut(&[u8]) -> std::io::Result<()>,
+        mut sink: impl FnMut(&[u8]) -> Result<(), StoreError>,
     ) -> Result<Option<[u8; 32]>, StoreError> {
         // The caller's HEAD gave the size; every range carries `If-Match`, so a changed object
         // answers `None` without a HEAD of its own.
@@ -181,7 +183,7 @@ impl S3ObjectStore {
             };
             hashed += chunk.len() as u64;
             hasher.update(&chunk);
-            sink(&chunk).map_err(|e| store_err("copy an object to a scratch file", e))?;
+            sink(&chunk)?;
         }
         if hashed != size {
             // Shorter than its HEAD said: it changed under us after all.
